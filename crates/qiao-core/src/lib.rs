@@ -1,0 +1,7 @@
+//! qiao-core: the pure logic of qiao — record model, data dictionary, config, mapping and
+//! rule engines. Nothing in this crate does I/O except reading the config file it is given.
+
+pub mod record;
+
+pub use record::{Change, Key, Op, Record, Value};
+pub mod config;
