@@ -76,3 +76,6 @@ pub trait Sink: Send {
     /// Every key currently at the target, for delete detection by key scan.
     async fn keys(&mut self) -> Result<Vec<Key>, ConnectorError>;
 }
+
+pub mod files;
+pub mod sql;

@@ -5,3 +5,10 @@ pub mod record;
 
 pub use record::{Change, Key, Op, Record, Value};
 pub mod config;
+pub mod check;
+pub mod env;
+pub mod expr;
+pub mod load;
+pub mod mapping;
+pub mod rules;
+pub mod types;

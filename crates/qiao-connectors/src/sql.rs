@@ -1,0 +1,1 @@
+//! SQL tables (PostgreSQL, MySQL/MariaDB, SQLite) as source and sink.
