@@ -6,6 +6,7 @@ pub mod record;
 pub use record::{Change, Key, Op, Record, Value};
 pub mod config;
 pub mod check;
+pub mod duration;
 pub mod env;
 pub mod expr;
 pub mod load;
