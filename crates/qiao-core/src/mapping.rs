@@ -100,6 +100,22 @@ pub(crate) fn show(v: &Value, sensitive: bool) -> String {
     format!("`{text}`")
 }
 
+/// Replaces every occurrence of the given values' text in `msg` by its mask: expression
+/// errors may quote data, and the data of sensitive fields must not reach a log.
+pub(crate) fn redact<'a>(msg: &str, values: impl Iterator<Item = &'a Value>) -> String {
+    let mut out = msg.to_string();
+    for v in values {
+        if v.is_blank() {
+            continue;
+        }
+        let text = v.to_string();
+        if out.contains(&text) {
+            out = out.replace(&text, &mask(&text));
+        }
+    }
+    out
+}
+
 /// Where a canonical field's value comes from on the system side.
 #[derive(Debug, Clone)]
 enum Source {
@@ -143,6 +159,11 @@ pub struct Mapper {
     entity_key: Vec<String>,
     key_override: Option<Vec<String>>,
     plans: Vec<FieldPlan>,
+    /// System fields that carry sensitive data (read for, or written from, a sensitive
+    /// canonical field).
+    sensitive_system: Vec<String>,
+    /// Canonical fields marked sensitive in the dictionary.
+    sensitive_canonical: Vec<String>,
 }
 
 impl Mapper {
@@ -196,7 +217,26 @@ impl Mapper {
                 ));
             }
         }
+        let mut sensitive_system = Vec::new();
+        for p in plans.iter().filter(|p| p.sensitive) {
+            for f in p.system_fields() {
+                push_unique(&mut sensitive_system, f);
+            }
+            if let Some(e) = &p.expr_in {
+                for f in e.field_refs("src") {
+                    push_unique(&mut sensitive_system, f);
+                }
+            }
+        }
+        let sensitive_canonical = entity
+            .fields
+            .iter()
+            .filter(|(_, f)| f.sensitive)
+            .map(|(n, _)| n.clone())
+            .collect();
         Ok(Mapper {
+            sensitive_system,
+            sensitive_canonical,
             name: mapping.to_string(),
             system: def.system.value.clone(),
             entity: entity_name.to_string(),

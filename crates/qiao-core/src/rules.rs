@@ -106,6 +106,8 @@ pub struct RuleEngine {
     def: EntityDef,
     packs: Vec<Arc<dyn RulePack>>,
     rules: Vec<ConfigRule>,
+    /// The entity's sensitive fields, whose values are masked in expression errors.
+    sensitive: Vec<String>,
 }
 
 impl RuleEngine {
@@ -173,6 +175,12 @@ impl RuleEngine {
             }
         }
         Ok(RuleEngine {
+            sensitive: def
+                .fields
+                .iter()
+                .filter(|(_, f)| f.sensitive)
+                .map(|(n, _)| n.clone())
+                .collect(),
             entity: entity.to_string(),
             def: def.clone(),
             packs,
@@ -209,7 +217,7 @@ impl RuleEngine {
         let mut covered: Vec<(&str, &str)> = Vec::new();
         for r in &self.rules {
             let before = configured.len();
-            r.check(&self.entity, rec, &mut configured);
+            r.check(&self.entity, rec, &self.sensitive, &mut configured);
             if configured.len() > before
                 && let (Some(f), Some(code)) = (r.field(), r.generic_twin())
             {

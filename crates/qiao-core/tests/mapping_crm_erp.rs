@@ -409,3 +409,19 @@ fn config_errors_name_field_and_fix() {
     let e = Mapper::new(&config(), "erp_custmer").unwrap_err();
     assert!(e.contains("did you mean `erp_customer`"), "{e}");
 }
+
+#[test]
+fn expression_errors_mask_sensitive_source_values() {
+    let yaml = YAML.replace(
+        "tax_id: { from: taxno, convert: [trim, halfwidth, upper] }",
+        "tax_id: { expr: 'if dec(src.taxno) > 0 { src.taxno } else { \"\" }' }",
+    );
+    let cfg: Config = serde_saphyr::from_str(&yaml).unwrap();
+    let crm = Mapper::new(&cfg, "crm_customer").unwrap();
+    let row = crm_row().with("taxno", "91440300MA5FXXXX2Q");
+    let e = crm.inbound(&row, &links()).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("inbound expression failed"), "{text}");
+    assert!(!text.contains("91440300MA5FXXXX2Q"), "{text}");
+    assert!(text.contains("9144**********XX2Q"), "{text}");
+}

@@ -68,6 +68,15 @@ rules:
         message: { zh: 请填写客户名称, en: Enter the customer name }
       - code: CUST-BROKEN
         check: { expr: 'rec.credit_limit / rec.discount > 1' }
+  secret:
+    entity: customer
+    rules:
+      - code: CUST-TAX-NUM
+        check: { expr: 'dec(rec.tax_id) > 0' }
+      - code: CUST-DISC-EXPR
+        field: discount
+        check: { expr: 'rec.discount < 0.2' }
+        owner: sales
   product_rules:
     entity: product
     rules:
@@ -339,4 +348,22 @@ fn violations_serialize_for_exceptions() {
     assert_eq!(j[0]["owner"], "sales");
     assert_eq!(j[0]["field"], "discount");
     assert!(j[0]["message"]["zh"].as_str().unwrap().contains("超出"));
+}
+
+#[test]
+fn expression_errors_mask_sensitive_values() {
+    let v = engine(&["secret"]).validate(&good().with("tax_id", "91440300MA5FXXXX2Q"));
+    assert_eq!(codes(&v), ["CUST-TAX-NUM"]);
+    let all = serde_json::to_string(&v).unwrap();
+    assert!(all.contains("could not be checked"), "{all}");
+    assert!(!all.contains("91440300MA5FXXXX2Q"), "{all}");
+    assert!(all.contains("9144**********XX2Q"), "{all}");
+}
+
+#[test]
+fn expression_rule_may_name_its_field() {
+    let v = engine(&["secret"]).validate(&good().with("tax_id", "1").with("discount", dec("0.25")));
+    assert_eq!(codes(&v), ["CUST-DISC-EXPR"]);
+    assert_eq!(v[0].field.as_deref(), Some("discount"));
+    assert_eq!(v[0].owner, "sales");
 }

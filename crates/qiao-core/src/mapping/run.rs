@@ -1,7 +1,7 @@
 //! Running a compiled mapping: inbound (system → canonical) and outbound (canonical →
 //! system), field by field, recording provenance and warnings.
 
-use super::{FieldPlan, Lookup, MapError, Mapped, Mapper, Source, show};
+use super::{FieldPlan, Lookup, MapError, Mapped, Mapper, Source, redact, show};
 use crate::record::{Record, Value};
 use indexmap::IndexMap;
 
@@ -67,6 +67,8 @@ impl Mapper {
             (Some(e), _) => {
                 steps.push(format!("expr({})", e.source()));
                 e.eval(&[("src", src)]).map_err(|e| {
+                    let hidden = self.sensitive_system.iter().map(|f| src.get(f));
+                    let e = redact(&e.to_string(), hidden);
                     self.err(
                         p,
                         format!(
@@ -182,6 +184,8 @@ impl Mapper {
     ) -> Result<(Value, Vec<String>), MapError> {
         if let Some(e) = &p.expr_out {
             let v = e.eval(&[("rec", canonical)]).map_err(|e| {
+                let hidden = self.sensitive_canonical.iter().map(|f| canonical.get(f));
+                let e = redact(&e.to_string(), hidden);
                 self.err(p, format!("the outbound expression failed: {e}; fix `expr_out` or the canonical record"))
             })?;
             return Ok((v, vec![format!("expr_out({})", e.source())]));

@@ -5,7 +5,7 @@ use super::generic::label;
 use super::{Message, Severity, Violation};
 use crate::config::{Check, EntityDef, FieldDef, RuleDef};
 use crate::expr::Expr;
-use crate::mapping::show;
+use crate::mapping::{redact, show};
 use crate::record::{Record, Value};
 use crate::types::FieldType;
 use regex::Regex;
@@ -132,10 +132,17 @@ impl ConfigRule {
     }
 
     /// Runs the rule on `rec`, appending a violation if it fails.
-    pub(super) fn check(&self, entity: &str, rec: &Record, out: &mut Vec<Violation>) {
-        let found = match &self.field {
-            Some(f) => self.check_field(f, rec.get(f)),
-            None => self.check_record(rec),
+    pub(super) fn check(
+        &self,
+        entity: &str,
+        rec: &Record,
+        sensitive: &[String],
+        out: &mut Vec<Violation>,
+    ) {
+        let found = match (&self.field, &self.check) {
+            (_, Compiled::Expr(_)) => self.check_record(rec, sensitive),
+            (Some(f), _) => self.check_field(f, rec.get(f)),
+            (None, _) => None,
         };
         let Some(found) = found else { return };
         let value = self
@@ -234,11 +241,15 @@ impl ConfigRule {
         }
     }
 
-    fn check_record(&self, rec: &Record) -> Option<Found> {
+    fn check_record(&self, rec: &Record, sensitive: &[String]) -> Option<Found> {
         let Compiled::Expr(e) = &self.check else {
             return None;
         };
-        match e.eval_bool(&[("rec", rec)]) {
+        let result = e.eval_bool(&[("rec", rec)]).map_err(|err| {
+            // Expression errors may quote data; sensitive values are masked in them.
+            redact(&err.to_string(), sensitive.iter().map(|f| rec.get(f)))
+        });
+        match result {
             Ok(true) => None,
             Ok(false) => Some(Found {
                 zh: format!("不满足规则 {}：{}", self.code, e.source()),
