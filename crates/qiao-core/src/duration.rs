@@ -1,4 +1,4 @@
-//! Human durations in config files: `500ms`, `30s`, `5m`, `1h`, `1d`.
+//! Human durations (`500ms`, `30s`, `5m`, `1h`, `1d`) and cron schedules in config files.
 
 use std::time::Duration;
 
@@ -29,6 +29,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
+/// Parses a cron schedule: five fields (`min hour day month weekday`) or six with
+/// seconds first (`0 */5 * * * *`). The scheduler must use this same parser.
+pub fn parse_cron(s: &str) -> Result<croner::Cron, String> {
+    croner::parser::CronParser::new()
+        .parse(s)
+        .map_err(|e| format!("cron schedule `{}` is not valid: {e}", s.trim()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,6 +49,16 @@ mod tests {
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn parses_cron() {
+        assert!(parse_cron("0 */5 * * * *").is_ok());
+        assert!(parse_cron("*/5 * * * *").is_ok());
+        let e = parse_cron("61 * * * *").unwrap_err();
+        assert!(e.contains("`61 * * * *`"), "{e}");
+        assert!(parse_cron("").is_err());
+        assert!(parse_cron("every five minutes").is_err());
     }
 
     #[test]
