@@ -383,6 +383,7 @@ fn compile_field(
                 return Err("`part` needs a non-empty `sep`".into());
             }
             Source::Part {
+                // The arm above returned for an empty `names`, so index 0 exists.
                 field: names[0].clone(),
                 sep: p.sep.clone(),
                 index: p.index,
