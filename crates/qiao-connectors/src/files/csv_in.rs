@@ -5,11 +5,11 @@
 //! the file into one field), which would turn a damaged export into wrong data; this
 //! reader refuses it with the line number instead.
 
+use super::Encoding;
 use super::MAX_RECORD_BYTES;
 use super::error::{Problem, ReadError, too_large};
 use super::read::{RawRecord, RecordReader};
 use super::text::TextReader;
-use super::Encoding;
 use qiao_core::{Record, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, Read};
@@ -249,7 +249,10 @@ impl<R: Read> CsvRecords<R> {
             if let Some(first) = seen.insert(name.clone(), i + 1) {
                 return Err(Problem::new(
                     format!("line {line}, column {}", i + 1),
-                    format!("column name `{name}` appears twice in the header (columns {first} and {})", i + 1),
+                    format!(
+                        "column name `{name}` appears twice in the header (columns {first} and {})",
+                        i + 1
+                    ),
                     "give every column a different name",
                 )
                 .into());
@@ -341,7 +344,11 @@ mod tests {
         let p = problem(b"a,b\n1,2\n\"3,4\n5,6\n");
         assert_eq!(p.place, "line 3");
         assert!(p.what.contains("never closed"));
-        assert!(problem(b"a,b\n1,2,3\n").what.contains("3 fields but the header has 2"));
+        assert!(
+            problem(b"a,b\n1,2,3\n")
+                .what
+                .contains("3 fields but the header has 2")
+        );
         assert!(problem(b"a,a\n").what.contains("appears twice"));
         assert!(problem(b"a,,b\n").what.contains("no name"));
         assert!(problem(b"").what.contains("empty"));

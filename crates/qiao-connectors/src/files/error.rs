@@ -43,7 +43,10 @@ impl From<Problem> for ReadError {
 
 impl From<io::Error> for ReadError {
     fn from(e: io::Error) -> Self {
-        match e.get_ref().and_then(|inner| inner.downcast_ref::<TextError>()) {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<TextError>())
+        {
             Some(t) => ReadError::Bad(text_problem(t)),
             None => ReadError::Io(e),
         }

@@ -5,11 +5,11 @@
 //! `12345678901234567.89` would arrive rounded. Values are therefore taken apart through
 //! `RawValue`, which keeps each number's text, and numbers are parsed from that text.
 
+use super::Encoding;
 use super::MAX_RECORD_BYTES;
 use super::error::{Problem, ReadError, too_large};
 use super::read::{RawRecord, RecordReader};
 use super::text::TextReader;
-use super::Encoding;
 use qiao_core::{Record, Value};
 use rust_decimal::Decimal;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -242,6 +242,11 @@ mod tests {
         }
         let err = parse_object("[1,2]").unwrap_err();
         assert!(err.1.contains("array, not an object"));
-        assert!(parse_object(r#"{"a":1,"a":2}"#).unwrap_err().1.contains("twice"));
+        assert!(
+            parse_object(r#"{"a":1,"a":2}"#)
+                .unwrap_err()
+                .1
+                .contains("twice")
+        );
     }
 }

@@ -124,10 +124,7 @@ mod tests {
     use super::*;
 
     fn raw(r: Record) -> RawRecord {
-        RawRecord {
-            record: r,
-            line: 7,
-        }
+        RawRecord { record: r, line: 7 }
     }
 
     #[test]

@@ -60,7 +60,10 @@ impl FileSink {
 
     /// The bytes of the file for `changes`.
     fn render(&self, changes: &[Change]) -> Result<Vec<u8>, SinkError> {
-        let op = changes.iter().any(|c| c.op == Op::Delete).then_some(OP_FIELD);
+        let op = changes
+            .iter()
+            .any(|c| c.op == Op::Delete)
+            .then_some(OP_FIELD);
         if op.is_some()
             && let Some(index) = changes
                 .iter()
@@ -124,9 +127,7 @@ impl FileSink {
                         "record with key `{}`: {whose} `{name}` contains `{c}` (U+{:04X}), which \
                          {enc_name} cannot represent; replace the character in the source \
                          record, or use {other}`encoding: utf-8` for system `{}`",
-                        change.key,
-                        c as u32,
-                        self.opts.system
+                        change.key, c as u32, self.opts.system
                     ),
                 });
             }
@@ -152,7 +153,10 @@ impl FileSink {
         header.extend(op);
         w.write_record(&header).map_err(failed)?;
         for c in changes {
-            let mut row: Vec<String> = columns.iter().map(|col| c.record.get(col).to_string()).collect();
+            let mut row: Vec<String> = columns
+                .iter()
+                .map(|col| c.record.get(col).to_string())
+                .collect();
             if op.is_some() {
                 row.push(op_value(c.op).to_string());
             }
@@ -240,7 +244,9 @@ impl Sink for FileSink {
         let target = dir.join(&name);
         tokio::task::spawn_blocking(move || FileSink::write_file(&dir, &name, &bytes))
             .await
-            .map_err(|e| SinkError::Transport(format!("system `{system}`: file writer stopped: {e}")))?
+            .map_err(|e| {
+                SinkError::Transport(format!("system `{system}`: file writer stopped: {e}"))
+            })?
             .map_err(|e| {
                 SinkError::Transport(format!(
                     "system `{}`: cannot write {}: {e}; check free space and permissions",

@@ -41,6 +41,11 @@ pub(crate) struct Folder {
     pending: Vec<Pending>,
     /// Files that changed while being validated: left alone until the next call.
     deferred: HashSet<String>,
+    /// Files that could not be read last time: tried after the others, so they do not
+    /// hold up the folder.
+    unreadable: HashSet<String>,
+    /// Malformed files that could not be moved to `failed/`: not tried again.
+    stuck: HashSet<String>,
 }
 
 impl Folder {
@@ -97,11 +102,17 @@ impl Folder {
                 delimiter: opts.delimiter,
                 record_element,
             },
-            batch: if opts.batch_size == 0 { DEFAULT_BATCH } else { opts.batch_size },
+            batch: if opts.batch_size == 0 {
+                DEFAULT_BATCH
+            } else {
+                opts.batch_size
+            },
             resume,
             current: None,
             pending: Vec::new(),
             deferred: HashSet::new(),
+            unreadable: HashSet::new(),
+            stuck: HashSet::new(),
             opts,
         })
     }
@@ -110,7 +121,8 @@ impl Folder {
         self.opts.dir.join(name)
     }
 
-    fn io_error(&self, name: &str, e: &io::Error) -> ConnectorError {
+    fn io_error(&mut self, name: &str, e: &io::Error) -> ConnectorError {
+        self.unreadable.insert(name.to_string());
         ConnectorError::Transport(format!(
             "system `{}`: cannot read {}: {e}; check that the file is readable, it is tried \
              again on the next run",
@@ -142,7 +154,9 @@ impl Folder {
             ))
         })?;
         let busy = |n: &String| {
-            self.deferred.contains(n) || self.pending.iter().any(|p| p.id.name == *n)
+            self.deferred.contains(n)
+                || self.stuck.contains(n)
+                || self.pending.iter().any(|p| p.id.name == *n)
         };
         let names: Vec<String> = names.into_iter().filter(|n| !busy(n)).collect();
         // A file interrupted by a crash is finished first, whatever arrived since.
@@ -151,7 +165,8 @@ impl Folder {
         {
             return Ok(Some(cp.file.clone()));
         }
-        Ok(names.into_iter().next())
+        let readable = names.iter().find(|n| !self.unreadable.contains(*n));
+        Ok(readable.or(names.first()).cloned())
     }
 
     /// Validates `name`; when sound, makes it the current file (or finishes it at once).
@@ -168,6 +183,7 @@ impl Folder {
             Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(ReadError::Io(e)) => return Err(self.io_error(name, &e)),
         };
+        self.unreadable.remove(name);
         let after = fs::metadata(&path).map(|m| folder::stamp(&m));
         if after.as_ref().ok() != Some(&before) {
             // Still being written (or replaced): look again on the next call.
@@ -310,7 +326,7 @@ impl Folder {
     }
 
     /// Moves a malformed file to `failed/` with its reason; the error the engine reports.
-    fn fail(&self, name: &str, problem: &Problem, delivered: u64) -> ConnectorError {
+    fn fail(&mut self, name: &str, problem: &Problem, delivered: u64) -> ConnectorError {
         let sys = &self.opts.system;
         let dir = &self.opts.dir;
         let text = folder::reason_text(sys, dir, name, problem, delivered);
@@ -323,7 +339,13 @@ impl Folder {
                 target.display(),
                 dir.display()
             ),
-            Err(e) => format!("it could not be moved to {FAILED}/ ({e}); fix the file in place"),
+            Err(e) => {
+                self.stuck.insert(name.to_string());
+                format!(
+                    "it could not be moved to {FAILED}/ ({e}) and is skipped until qiao \
+                     restarts; fix the file in place"
+                )
+            }
         };
         ConnectorError::BadInput(format!(
             "system `{sys}`: file {name}, {}: {}. Fix: {}. The file was not processed: {place}.",

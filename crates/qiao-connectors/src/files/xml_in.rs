@@ -14,11 +14,11 @@
 //! entity references other than the five XML ones and character references are refused,
 //! nothing is ever fetched, and nesting and record size are bounded.
 
+use super::Encoding;
 use super::MAX_RECORD_BYTES;
 use super::error::{Problem, ReadError, text_problem, too_large};
 use super::read::{RawRecord, RecordReader};
 use super::text::{TextError, TextReader};
-use super::Encoding;
 use qiao_core::{Record, Value};
 use quick_xml::XmlVersion;
 use quick_xml::escape::resolve_predefined_entity;
@@ -41,7 +41,12 @@ struct Node {
 
 /// An event with owned data, so the parser's buffer is free again.
 enum Ev {
-    Open { name: String, attrs: Vec<(String, Value)>, nil: bool, empty: bool },
+    Open {
+        name: String,
+        attrs: Vec<(String, Value)>,
+        nil: bool,
+        empty: bool,
+    },
     Close,
     Text(String),
     Eof,
@@ -241,7 +246,12 @@ impl<R: Read> XmlRecords<R> {
         })
     }
 
-    fn on_open(&mut self, name: String, attrs: Vec<(String, Value)>, nil: bool) -> Result<(), Problem> {
+    fn on_open(
+        &mut self,
+        name: String,
+        attrs: Vec<(String, Value)>,
+        nil: bool,
+    ) -> Result<(), Problem> {
         if self.open.len() >= MAX_DEPTH {
             return Err(self.problem(
                 format!("elements are nested deeper than {MAX_DEPTH} levels"),
@@ -351,7 +361,12 @@ impl<R: Read + Send> RecordReader for XmlRecords<R> {
                 self.reader.get_mut().reset_budget();
             }
             match self.read_event()? {
-                Ev::Open { name, attrs, nil, empty } => {
+                Ev::Open {
+                    name,
+                    attrs,
+                    nil,
+                    empty,
+                } => {
                     self.on_open(name, attrs, nil)?;
                     if empty && let Some(rec) = self.on_close()? {
                         return Ok(Some(rec));
@@ -415,7 +430,9 @@ fn into_value(node: Node) -> Result<Value, String> {
         && node.text.trim().is_empty()
         && is_list_wrapper(&node.name, &node.children)
     {
-        return Ok(Value::List(node.children.into_iter().map(|(_, v)| v).collect()));
+        return Ok(Value::List(
+            node.children.into_iter().map(|(_, v)| v).collect(),
+        ));
     }
     let fields = group(node.attrs, node.children, &node.text)?;
     Ok(Value::Map(record_of(fields).fields))
@@ -530,7 +547,9 @@ mod tests {
         assert_eq!(r.get("empty"), &Value::Null);
         assert_eq!(r.get("lines").to_string(), r#"[{"amount":"1.10"}]"#);
         assert_eq!(r.get("tag").to_string(), r#"["x","y"]"#);
-        let Value::Map(amount) = r.get("amount") else { panic!("{:?}", r.get("amount")) };
+        let Value::Map(amount) = r.get("amount") else {
+            panic!("{:?}", r.get("amount"))
+        };
         let keys: Vec<_> = amount.keys().map(String::as_str).collect();
         assert_eq!(keys, ["currency", "_text"]);
         assert_eq!(amount["_text"], Value::from("9.90"));
@@ -539,16 +558,26 @@ mod tests {
 
     #[test]
     fn unsafe_or_broken_documents_are_refused() {
-        assert!(problem("<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x><r>&e;</r></x>")
-            .what
-            .contains("DOCTYPE"));
+        assert!(
+            problem("<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x><r>&e;</r></x>")
+                .what
+                .contains("DOCTYPE")
+        );
         assert!(problem("<x><r>&e;</r></x>").what.contains("&e;"));
-        assert!(problem("<x><r a='&e;'/></x>").what.contains("undefined entity"));
+        assert!(
+            problem("<x><r a='&e;'/></x>")
+                .what
+                .contains("undefined entity")
+        );
         assert!(problem("<x><r></x>").what.contains("malformed"));
         assert!(problem("<x><r/></x><y/>").what.contains("second root"));
         assert!(problem("<x><r/>").what.contains("ends inside"));
         assert!(problem("").what.contains("no XML element"));
-        assert!(problem("<x><c/></x>").what.contains("elements under the root are <c>"));
+        assert!(
+            problem("<x><c/></x>")
+                .what
+                .contains("elements under the root are <c>")
+        );
         assert!(problem(&"<a>".repeat(300)).what.contains("deeper"));
         assert!(is_plural_of("entries", "entry") && is_plural_of("LineList", "line"));
     }

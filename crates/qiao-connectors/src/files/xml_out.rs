@@ -68,7 +68,9 @@ fn field(out: &mut String, name: &str, value: &Value, depth: usize) -> Result<()
         ));
     }
     if depth > MAX_DEPTH {
-        return Err(format!("field `{name}` is nested deeper than {MAX_DEPTH} levels"));
+        return Err(format!(
+            "field `{name}` is nested deeper than {MAX_DEPTH} levels"
+        ));
     }
     let indent = "  ".repeat(depth);
     match value {
@@ -129,7 +131,14 @@ mod tests {
 
     #[test]
     fn singular_round_trips_with_the_reader() {
-        for name in ["lines", "entries", "boxes", "lineList", "明细列表", "addresses"] {
+        for name in [
+            "lines",
+            "entries",
+            "boxes",
+            "lineList",
+            "明细列表",
+            "addresses",
+        ] {
             assert!(is_plural_of(name, &singular(name)), "{name}");
         }
         assert_eq!(singular("明细"), "item");
