@@ -29,7 +29,19 @@ pub fn check(config: &Config, file: &str) -> Vec<Diagnostic> {
 /// Like [`check`], with the config's source text so that values without their own
 /// position (and expressions inside quoted or block scalars) are located exactly.
 pub fn check_with_source(config: &Config, file: &str, text: Option<&str>) -> Vec<Diagnostic> {
-    let tree = text.and_then(|t| serde_saphyr::from_str::<Node>(t).ok());
+    let tree = text.and_then(|t| {
+        serde_saphyr::from_str_with_options::<Node>(t, crate::load::yaml_options()).ok()
+    });
+    check_with_tree(config, file, text, tree)
+}
+
+/// [`check_with_source`] for a caller that already has the position tree of `text`.
+pub(crate) fn check_with_tree(
+    config: &Config,
+    file: &str,
+    text: Option<&str>,
+    tree: Option<Node>,
+) -> Vec<Diagnostic> {
     let mut cx = Cx {
         cfg: config,
         file,

@@ -289,10 +289,14 @@ pub fn load_str(text: &str, file_name: &str) -> Result<Config, Diagnostics> {
 /// even with semantic errors, so tools can still show what was understood.
 pub fn parse_str(text: &str, file_name: &str) -> (Option<Config>, Diagnostics) {
     let mut diags = Vec::new();
-    let tree = match serde_saphyr::from_str::<keys::Node>(text) {
+    let tree = match serde_saphyr::from_str_with_options::<keys::Node>(text, yaml_options()) {
         Ok(tree) => tree,
         Err(e) => {
-            diags.push(yaml_error(&e, file_name, None));
+            let mut d = yaml_error(&e, file_name, None);
+            if d.message.contains("tab") {
+                point_at_tab_indent(&mut d, text);
+            }
+            diags.push(d);
             return (None, Diagnostics(diags));
         }
     };
@@ -305,9 +309,9 @@ pub fn parse_str(text: &str, file_name: &str) -> (Option<Config>, Diagnostics) {
     }
     keys::walk_config(&tree, file_name, &mut diags);
     let config = if tree.is_empty() {
-        serde_saphyr::from_str::<Config>("{}")
+        serde_saphyr::from_str_with_options::<Config>("{}", yaml_options())
     } else {
-        serde_saphyr::from_str::<Config>(text)
+        serde_saphyr::from_str_with_options::<Config>(text, yaml_options())
     };
     let config = match config {
         Ok(c) => Some(c),
@@ -324,11 +328,33 @@ pub fn parse_str(text: &str, file_name: &str) -> (Option<Config>, Diagnostics) {
         }
     };
     if let Some(c) = &config {
-        diags.extend(check::check_with_source(c, file_name, Some(text)));
+        diags.extend(check::check_with_tree(c, file_name, Some(text), Some(tree)));
     }
     diags.sort_by_key(|d| (d.line, d.column));
     diags.dedup();
     (config, Diagnostics(diags))
+}
+
+/// The parser notices a tab where it stops scanning, often a line early; the mistake is
+/// the tab in the indentation, so point there.
+fn point_at_tab_indent(d: &mut Diagnostic, text: &str) {
+    for (i, line) in text.lines().enumerate() {
+        let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
+        if let Some(col) = indent.chars().position(|c| c == '\t') {
+            d.line = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            d.column = u32::try_from(col + 1).unwrap_or(u32::MAX);
+            d.message = "a tab is used for indentation".into();
+            d.hint = Some("YAML indents with spaces only; replace the tab with spaces".into());
+            return;
+        }
+    }
+}
+
+/// How config files are read: YAML 1.2 booleans only (`true`/`false`), so that a column
+/// named `n`, `y`, `on` or `no` stays text instead of silently becoming a boolean; the
+/// default limits on depth, size and alias expansion stay on.
+pub fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! { strict_booleans: true }
 }
 
 /// SHA-256 of `text` as lower-case hex.
@@ -417,9 +443,17 @@ fn yaml_error(e: &YamlError, file: &str, tree: Option<&keys::Node>) -> Diagnosti
             },
             Some("remove or rename one of them; YAML keys must be unique in their block".into()),
         ),
+        YamlError::InvalidBooleanStrict { .. } => (
+            format!("expected `true` or `false`{place}"),
+            Some("write `true` or `false`; yes/no/on/off are not booleans in qiao configs".into()),
+        ),
         YamlError::Eof { .. } => (
             "the file ends in the middle of a value".to_string(),
             Some("check for an unclosed quote, `[` or `{`".into()),
+        ),
+        other if format!("{other}").contains("untagged enum FromSpec") => (
+            format!("`from` must be a column name or a list of column names{place}"),
+            Some("write `from: cust_no` or `from: [first_name, last_name]`".into()),
         ),
         other => {
             use serde_saphyr::MessageFormatter as _;

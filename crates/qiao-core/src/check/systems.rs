@@ -34,6 +34,7 @@ pub(super) fn check_systems(cx: &mut Cx) {
         if let Some(url) = &sys.url
             && env::has_inline_secret(&url.value)
         {
+            let var = password_var(name);
             cx.error(
                 at(url),
                 format!(
@@ -41,9 +42,9 @@ pub(super) fn check_systems(cx: &mut Cx) {
                     env::redact(&url.value)
                 ),
                 format!(
-                    "take the password from the environment with `${{ENV_VAR}}`, e.g. `{}`, and \
-                     `export` that variable before starting qiao",
-                    example_url(kind, name)
+                    "take the password from the environment: write `{}` and `export {var}=...` \
+                     before starting qiao",
+                    secret_free(&url.value, &var).unwrap_or_else(|| example_url(kind, name))
                 ),
             );
         }
@@ -119,8 +120,29 @@ pub(super) fn check_systems(cx: &mut Cx) {
     }
 }
 
+/// The environment variable suggested for system `name`'s password.
+fn password_var(name: &str) -> String {
+    let up: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{up}_DB_PASSWORD")
+}
+
+/// `url` with its inline password replaced by `${var}`, when it is in the user-info part.
+fn secret_free(url: &str, var: &str) -> Option<String> {
+    let red = env::redact(url);
+    (red != url).then(|| red.replacen(":***@", &format!(":${{{var}}}@"), 1))
+}
+
 fn example_url(kind: &str, name: &str) -> String {
-    let var = format!("{}_DB_PASSWORD", name.to_uppercase().replace('-', "_"));
+    let var = password_var(name);
     match kind {
         "postgres" => format!("postgres://qiao:${{{var}}}@host:5432/{name}"),
         "mysql" => format!("mysql://qiao:${{{var}}}@host:3306/{name}"),
