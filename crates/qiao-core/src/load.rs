@@ -163,7 +163,11 @@ impl Diagnostics {
                 let lead: String = src
                     .chars()
                     .take(caret_at)
-                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .map(|c| match c {
+                        '\t' => "\t",
+                        c if is_wide(c) => "  ",
+                        _ => " ",
+                    })
                     .collect();
                 out.push_str(&format!("{pad} |\n{num} | {src}\n{pad} | {lead}^\n"));
             }
@@ -193,6 +197,15 @@ impl Diagnostics {
             (e, w) => format!("{}, {}", plural(e, "error"), plural(w, "warning")),
         }
     }
+}
+
+/// Chinese, Japanese and Korean characters and full-width forms take two terminal
+/// columns; the caret under a position after them must move by two.
+fn is_wide(c: char) -> bool {
+    matches!(c as u32,
+        0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF | 0xA000..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x20000..=0x3FFFD)
 }
 
 impl std::ops::Deref for Diagnostics {

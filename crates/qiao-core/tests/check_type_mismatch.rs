@@ -112,6 +112,20 @@ fn values_maps_use_canonical_values() {
     );
     assert_eq!((d.line, d.column), (21, 41));
     assert!(d.hint.as_deref().unwrap().contains("`个人`, `企业`"));
+    // The caret sits under 公司 although 个人 before it is two columns wide per character.
+    let text = format!(
+        "{HEAD}mappings:\n  m:\n    system: crm\n    entity: e\n    object: t\n    fields:\n      id: {{ from: id }}\n      kind: {{ from: k, values: {{ 个人: P, 公司: C }} }}\n"
+    );
+    let rendered = qiao_core::load::load_str(&text, "t.yaml")
+        .unwrap_err()
+        .render(&text);
+    let lines: Vec<&str> = rendered.lines().collect();
+    let src = lines.iter().position(|l| l.starts_with("21 |")).unwrap();
+    let caret = lines[src + 1];
+    assert_eq!(
+        caret.find('^'),
+        Some("21 |       kind: { from: k, values: { ".len() + "个人: P, ".len() - 2)
+    );
     assert_eq!(one(&ds, "canonical value `no`").line, 22);
     assert!(
         one(&ds, "`a` and `b` both map to system value `X`")
