@@ -122,3 +122,11 @@ fn entity_keys_and_types() {
     assert_eq!(one(&ds, "entity `order_line` has an empty `key`").line, 10);
     assert_eq!(ds.len(), 5, "{ds:#?}");
 }
+
+#[test]
+fn only_version_1_exists() {
+    let ds = diags("version: 2\n");
+    let d = one(&ds, "config version 2");
+    assert_eq!((d.line, d.column), (1, 10));
+    assert!(diags("version: 1\n").is_empty());
+}

@@ -29,6 +29,14 @@ fn schemes(kind: &str) -> &'static [&'static str] {
 
 pub(super) fn check_systems(cx: &mut Cx) {
     let cfg = cx.cfg;
+    if cfg.version != 1 {
+        let p = cx.locate(&["version"], false);
+        cx.error(
+            p,
+            format!("config version {} is not known to this qiao", cfg.version),
+            "only `version: 1` exists; remove the line or write `version: 1`",
+        );
+    }
     for (name, sys) in &cfg.systems {
         let kind = sys.kind.value.as_str();
         if let Some(url) = &sys.url
