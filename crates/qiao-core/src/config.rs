@@ -98,6 +98,10 @@ pub struct FieldDef {
     /// Free text for people, e.g. the Chinese field name.
     #[serde(default)]
     pub label: Option<String>,
+    /// A named format that a rule pack checks, e.g. `uscc` (unified social credit code,
+    /// checked by the `cn.taxpayer` pack).
+    #[serde(default)]
+    pub format: Option<String>,
 }
 
 /// How one system's shape of an entity maps to the canonical entity and back.

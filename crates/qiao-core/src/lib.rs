@@ -3,6 +3,7 @@
 
 pub mod record;
 
+pub use mapping::mask;
 pub use record::{Change, Key, Op, Record, Value};
 pub mod config;
 pub mod check;

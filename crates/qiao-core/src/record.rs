@@ -277,3 +277,4 @@ mod tests {
         assert_eq!(key_of(&r, &["a".into(), "b".into()]), "1|x");
     }
 }
+

@@ -51,7 +51,12 @@ pub(super) fn check_flows(cx: &mut Cx) {
                 &format!("the filter of flow `{fname}`"),
             );
         }
+        let packs = crate::rules::registered_packs();
         for rs in &flow.rules {
+            // A name that is no config rule set may be a rule pack registered in code.
+            if !cfg.rules.contains_key(&rs.value) && packs.get(&rs.value).is_some() {
+                continue;
+            }
             match cfg.rules.get(&rs.value) {
                 None => cx.error(
                     at(rs),
@@ -59,7 +64,11 @@ pub(super) fn check_flows(cx: &mut Cx) {
                         "flow `{fname}` applies rule set `{}`, which is not defined",
                         rs.value
                     ),
-                    name_hint(&rs.value, cfg.rules.keys().map(String::as_str), "rule set"),
+                    name_hint(
+                        &rs.value,
+                        cfg.rules.keys().map(String::as_str).chain(packs.names().iter().map(String::as_str)),
+                        "rule set or pack",
+                    ),
                 ),
                 Some(set) => {
                     if let Some(e) = entity
