@@ -1,9 +1,11 @@
 //! Opens the connector a system's config names: one match arm per kind.
 
 use crate::{EngineError, Result};
-use qiao_connectors::{Sink, Source, files, sql};
+use async_trait::async_trait;
+use qiao_connectors::{ConnectorError, Sink, SinkError, Source, files, sql};
 use qiao_core::config::{Config, MappingDef, SystemConfig};
 use qiao_core::env::expand;
+use qiao_core::{Change, Key};
 use std::path::Path;
 
 /// Where a system's connector reads and writes, resolved against the config's folder.
@@ -139,10 +141,18 @@ impl<'a> Endpoint<'a> {
                 .await
             }
         };
-        res.map_err(|e| EngineError::Connector {
-            flow: String::new(),
-            message: format!("target `{}`: {e}", self.name),
-        })
+        match res {
+            Ok(sink) => Ok(sink),
+            // A target that is down must not stop the pass: delivery then fails like any
+            // write, so the retry schedule and its exception apply.
+            Err(ConnectorError::Transport(e)) => Ok(Box::new(DownSink {
+                message: format!("target `{}` unreachable: {e}", self.name),
+            })),
+            Err(e) => Err(EngineError::Connector {
+                flow: String::new(),
+                message: format!("target `{}`: {e}", self.name),
+            }),
+        }
     }
 }
 
@@ -164,4 +174,20 @@ pub fn resolve_sqlite(url: &str, base: &Path) -> String {
         return url.to_string();
     }
     format!("sqlite://{}", base.join(rest).display())
+}
+
+/// The sink of a target that could not be reached when the pass started: every write is a
+/// transport failure carrying the reason.
+struct DownSink {
+    message: String,
+}
+
+#[async_trait]
+impl Sink for DownSink {
+    async fn write(&mut self, _changes: &[Change]) -> std::result::Result<(), SinkError> {
+        Err(SinkError::Transport(self.message.clone()))
+    }
+    async fn keys(&mut self) -> std::result::Result<Vec<Key>, ConnectorError> {
+        Err(ConnectorError::Transport(self.message.clone()))
+    }
 }

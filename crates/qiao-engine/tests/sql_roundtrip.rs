@@ -9,9 +9,9 @@ use sqlx::Row;
 type Rows = Vec<(i64, String, String, String, String)>;
 
 async fn pg_rows(pool: &sqlx::PgPool, table: &str) -> Rows {
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT id, name, amount::text AS amount, status, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS ts FROM {table} ORDER BY id"
-    ))
+    )))
     .fetch_all(pool)
     .await
     .unwrap()
@@ -21,9 +21,9 @@ async fn pg_rows(pool: &sqlx::PgPool, table: &str) -> Rows {
 }
 
 async fn maria_rows(pool: &sqlx::MySqlPool, table: &str) -> Rows {
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT id, name, CAST(amount AS CHAR) AS amount, status, DATE_FORMAT(updated_at, '%Y-%m-%d %H:%i:%s.%f') AS ts FROM {table} ORDER BY id"
-    ))
+    )))
     .fetch_all(pool)
     .await
     .unwrap()
@@ -38,6 +38,7 @@ fn yaml(src: &str, dst: &str, back: &str) -> String {
 systems:
   crm: {{ kind: postgres, url: "{PG_URL}" }}
   erp: {{ kind: mysql, url: "{MARIA_URL}" }}
+  crm_copy: {{ kind: postgres, url: "{PG_URL}" }}   # a second copy, so the flows form no loop
 entities:
   customer:
     key: [id]
@@ -71,7 +72,7 @@ mappings:
       status: {{ from: status }}
       updated_at: {{ from: updated_at }}
   crm_back:
-    system: crm
+    system: crm_copy
     entity: customer
     object: {back}
     fields:
@@ -95,28 +96,28 @@ async fn postgres_to_mariadb_and_back_full_then_incremental() {
     let pg = sqlx::PgPool::connect(PG_URL).await.unwrap();
     let my = sqlx::MySqlPool::connect(MARIA_URL).await.unwrap();
     let (src, dst, back) = (unique("rt_src"), unique("rt_dst"), unique("rt_back"));
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE {src} (id bigint PRIMARY KEY, name text NOT NULL, amount numeric(18,2), status text, updated_at timestamptz NOT NULL)"
-    ))
+    )))
     .execute(&pg)
     .await
     .unwrap();
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE {back} (id bigint PRIMARY KEY, name text NOT NULL, amount numeric(18,2), status text, updated_at timestamptz NOT NULL)"
-    ))
+    )))
     .execute(&pg)
     .await
     .unwrap();
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE {dst} (id bigint PRIMARY KEY, name varchar(100) NOT NULL, amount decimal(18,2), status varchar(10), updated_at datetime(6) NOT NULL) CHARACTER SET utf8mb4"
-    ))
+    )))
     .execute(&my)
     .await
     .unwrap();
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO {src} SELECT g, '客户' || g || ' 有限公司', (g * 1234567.89 / 7)::numeric(18,2), (ARRAY['active','dormant','closed'])[1 + g % 3], \
          timestamptz '2026-11-01 08:00:00+08' + g * interval '1.000001 second' FROM generate_series(1, 1000) g"
-    ))
+    )))
     .execute(&pg)
     .await
     .unwrap();
@@ -137,21 +138,21 @@ async fn postgres_to_mariadb_and_back_full_then_incremental() {
     assert_eq!((s.read, s.delivered, s.deleted), (0, 0, 0), "{s:?}");
 
     // Inserts, updates (cursor moves forward) and deletes at the source.
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO {src} SELECT g, '新客户' || g, 99.99, 'active', now() FROM generate_series(1001, 1020) g"
-    ))
+    )))
     .execute(&pg)
     .await
     .unwrap();
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE {src} SET name = name || '（已更新）', amount = amount + 0.01, status = 'closed', updated_at = now() + interval '1 second' WHERE id % 33 = 0"
-    ))
+    )))
     .execute(&pg)
     .await
     .unwrap();
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "DELETE FROM {src} WHERE id IN (5, 6, 7, 500, 999)"
-    ))
+    )))
     .execute(&pg)
     .await
     .unwrap();
@@ -165,11 +166,11 @@ async fn postgres_to_mariadb_and_back_full_then_incremental() {
     assert_eq!(pg_rows(&pg, &back).await, pg_rows(&pg, &src).await);
     assert_eq!(pg_rows(&pg, &src).await.len(), 1015);
 
-    sqlx::query(&format!("DROP TABLE {src}, {back}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {src}, {back}")))
         .execute(&pg)
         .await
         .unwrap();
-    sqlx::query(&format!("DROP TABLE {dst}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {dst}")))
         .execute(&my)
         .await
         .unwrap();

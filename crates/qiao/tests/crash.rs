@@ -37,7 +37,10 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
             "INSERT INTO {src} SELECT g, '客户' || g, (g * 3.17)::numeric(18,2), timestamptz '2026-01-01' + g * interval '1 second' FROM generate_series(1, 100000) g"
         ),
     ] {
-        sqlx::query(&ddl).execute(&pool).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(ddl))
+            .execute(&pool)
+            .await
+            .unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("qiao.yaml");
@@ -104,10 +107,11 @@ flows:
                 continue;
             }
             // It finished before the kill: the rest of the table was small; count it.
-            let done: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {dst}"))
-                .fetch_one(&pool)
-                .await
-                .unwrap();
+            let done: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {dst}")))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
             if done == 100_000 {
                 break;
             }
@@ -123,20 +127,20 @@ flows:
     );
     assert!(started.elapsed() < Duration::from_secs(600));
 
-    let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {dst}"))
+    let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {dst}")))
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(count, 100_000);
-    let missing: i64 = sqlx::query_scalar(&format!(
+    let missing: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM (SELECT id, name, amount, updated_at FROM {src} EXCEPT SELECT id, name, amount, updated_at FROM {dst}) d"
-    ))
+    )))
     .fetch_one(&pool)
     .await
     .unwrap();
     assert_eq!(missing, 0, "rows differ between source and target");
     for t in [&src, &dst] {
-        sqlx::query(&format!("DROP TABLE {t}"))
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {t}")))
             .execute(&pool)
             .await
             .unwrap();
