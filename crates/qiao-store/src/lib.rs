@@ -7,6 +7,11 @@ use chrono::{DateTime, Utc};
 use qiao_core::Change;
 use serde::{Deserialize, Serialize};
 
+pub mod codec;
+mod sqlite;
+
+pub use sqlite::{Durability, SqliteStore};
+
 /// Store errors: what failed and on which store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -193,6 +198,48 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+/// A job as the outbox keeps it, without its changes (for status and inspection).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobInfo {
+    /// Store id.
+    pub id: i64,
+    /// Flow name.
+    pub flow: String,
+    /// Idempotency key.
+    pub idempotency_key: String,
+    /// `pending` or `done`.
+    pub state: String,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// When a pending job is due next.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The error of the last failed attempt.
+    pub last_error: Option<String>,
+    /// Number of changes the job carried.
+    pub record_count: u64,
+    /// Size of the stored payload in bytes; 0 once the job is done (payload dropped).
+    pub payload_bytes: u64,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When it was delivered or finished with exceptions.
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+/// One stored config version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigVersion {
+    /// Version number, 1, 2, 3… in save order.
+    pub number: i64,
+    /// SHA-256 of the text, lowercase hex.
+    pub hash: String,
+    /// Who saved it.
+    pub author: String,
+    /// When it was saved.
+    pub created_at: DateTime<Utc>,
+    /// The config text (empty in listings, see [`Store::config_versions`]).
+    pub text: String,
+}
+
 /// The state store. All methods are safe to call from several tasks.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -209,20 +256,29 @@ pub trait Store: Send + Sync {
         exceptions: Vec<NewException>,
         superseded_keys: Vec<String>,
     ) -> Result<()>;
-    /// Pending jobs of a flow whose next attempt is due at `now`, oldest first.
+    /// Pending jobs of a flow whose next attempt is due at `now`, oldest first, stopping
+    /// before the first pending job that is not yet due: a job waiting for its retry is
+    /// never overtaken by a later one (per-key order).
     async fn due_jobs(&self, flow: &str, now: DateTime<Utc>, limit: usize) -> Result<Vec<Job>>;
     /// Number of pending jobs of a flow (due or waiting for a retry).
     async fn pending_jobs(&self, flow: &str) -> Result<u64>;
-    /// Earliest next attempt among a flow's pending jobs.
+    /// When `due_jobs` will next return something: the next attempt of the flow's oldest
+    /// pending job (later jobs wait behind it).
     async fn next_due(&self, flow: &str) -> Result<Option<DateTime<Utc>>>;
-    /// Marks a job delivered (its payload is dropped; the row stays for history).
+    /// Marks a job delivered (its payload is dropped; the row stays for history). Marking
+    /// a done job again is a no-op.
     async fn job_done(&self, job_id: i64) -> Result<()>;
     /// Records a failed attempt and when to try again.
-    async fn job_retry_later(&self, job_id: i64, next_at: DateTime<Utc>, error: &str) -> Result<()>;
+    async fn job_retry_later(&self, job_id: i64, next_at: DateTime<Utc>, error: &str)
+    -> Result<()>;
     /// In one transaction: mark the job done and open exceptions for the changes of it that
     /// failed (a delivery exception blocks its keys). Use for a job whose retries are
     /// exhausted (one `Transport` exception) or that had permanently bad records.
-    async fn job_finish_with_exceptions(&self, job_id: i64, exceptions: Vec<NewException>) -> Result<()>;
+    async fn job_finish_with_exceptions(
+        &self,
+        job_id: i64,
+        exceptions: Vec<NewException>,
+    ) -> Result<()>;
     /// Keys of a flow that are blocked by open delivery exceptions.
     async fn blocked_keys(&self, flow: &str) -> Result<Vec<String>>;
     /// Parks a change behind the exception that blocks its key (per-key order).
@@ -234,17 +290,39 @@ pub trait Store: Send + Sync {
     /// Retry (`ignore = false`) or ignore (`ignore = true`) an exception: unblocks its keys,
     /// sets state `retrying` / `ignored`, records history, and returns the changes to
     /// enqueue again (its own unless ignored, then the held ones).
-    async fn release_exception(&self, id: i64, actor: &str, ignore: bool, note: &str) -> Result<Released>;
+    async fn release_exception(
+        &self,
+        id: i64,
+        actor: &str,
+        ignore: bool,
+        note: &str,
+    ) -> Result<Released>;
     /// Marks a retrying exception resolved (delivered) or open again.
     async fn settle_exception(&self, id: i64, resolved: bool, note: &str) -> Result<()>;
     /// Enqueues changes as a job of `flow` outside a source batch (retries of exceptions).
     async fn enqueue(&self, flow: &str, job: NewJob) -> Result<()>;
     /// Crosswalk: the golden id of `(system, entity, local_id)`.
-    async fn crosswalk_get(&self, system: &str, entity: &str, local_id: &str) -> Result<Option<String>>;
+    async fn crosswalk_get(
+        &self,
+        system: &str,
+        entity: &str,
+        local_id: &str,
+    ) -> Result<Option<String>>;
     /// Crosswalk: the local id of a golden id in a system.
-    async fn crosswalk_local(&self, system: &str, entity: &str, golden_id: &str) -> Result<Option<String>>;
+    async fn crosswalk_local(
+        &self,
+        system: &str,
+        entity: &str,
+        golden_id: &str,
+    ) -> Result<Option<String>>;
     /// Crosswalk: links a local id to a golden id.
-    async fn crosswalk_put(&self, system: &str, entity: &str, local_id: &str, golden_id: &str) -> Result<()>;
+    async fn crosswalk_put(
+        &self,
+        system: &str,
+        entity: &str,
+        local_id: &str,
+        golden_id: &str,
+    ) -> Result<()>;
     /// Stores a config text as a new version if it differs from the latest; returns the
     /// version number (existing or new).
     async fn save_config_version(&self, text: &str, author: &str) -> Result<i64>;
@@ -258,4 +336,39 @@ pub trait Store: Send + Sync {
     async fn last_runs(&self) -> Result<Vec<RunRecord>>;
     /// Counts of open exceptions per flow and owner.
     async fn open_exception_counts(&self) -> Result<Vec<(String, String, u64)>>;
+    /// Takes or renews the lease on `flow` for `owner` until now + `ttl`. Returns false
+    /// while another owner holds an unexpired lease; an expired lease is taken over, so a
+    /// qiao process that died blocks its flows for at most `ttl`.
+    async fn try_lock_flow(
+        &self,
+        flow: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool>;
+    /// Gives up `owner`'s lease on `flow` (no-op when `owner` does not hold it).
+    async fn unlock_flow(&self, flow: &str, owner: &str) -> Result<()>;
+    /// In one transaction: parks `held` behind the exceptions blocking their keys, opens
+    /// `exceptions` and marks the job done. Holding at the end of a job, not before its
+    /// delivery, means a retried or crashed attempt can neither hold a change twice nor
+    /// lose it.
+    async fn job_finish(
+        &self,
+        job_id: i64,
+        held: Vec<Change>,
+        exceptions: Vec<NewException>,
+    ) -> Result<()>;
+    /// A job's bookkeeping without its changes.
+    async fn job_info(&self, job_id: i64) -> Result<Option<JobInfo>>;
+    /// Crosswalk: every local id linked to a golden id in a system, first linked first
+    /// (several when duplicates in one system were merged into one golden record).
+    async fn crosswalk_locals(
+        &self,
+        system: &str,
+        entity: &str,
+        golden_id: &str,
+    ) -> Result<Vec<String>>;
+    /// One config version with its text.
+    async fn config_version(&self, number: i64) -> Result<Option<ConfigVersion>>;
+    /// All config versions, newest first, without their texts.
+    async fn config_versions(&self) -> Result<Vec<ConfigVersion>>;
 }
