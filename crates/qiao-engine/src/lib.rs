@@ -6,6 +6,7 @@
 pub mod connect;
 pub mod deliver;
 pub mod exceptions;
+pub mod lease;
 pub mod lookup;
 pub mod pipeline;
 pub mod plan;

@@ -109,9 +109,7 @@ pub async fn run_flow(
     opts: &RunOptions,
     obs: Arc<dyn Observer>,
 ) -> Result<RunSummary> {
-    if !store.try_lock_flow(&plan.name, &opts.owner, LEASE).await? {
-        return Err(EngineError::Busy(plan.name.clone()));
-    }
+    crate::lease::acquire(store.as_ref(), &plan.name, &opts.owner, LEASE).await?;
     let run_id = store.run_started(&plan.name).await?;
     let started = Instant::now();
     let result = run_inner(config, &plan, &store, opts, obs).await;
@@ -504,9 +502,7 @@ pub async fn deliver_pending(
     store: &dyn Store,
     opts: &RunOptions,
 ) -> Result<Delivered> {
-    if !store.try_lock_flow(&plan.name, &opts.owner, LEASE).await? {
-        return Err(EngineError::Busy(plan.name.clone()));
-    }
+    crate::lease::acquire(store, &plan.name, &opts.owner, LEASE).await?;
     let result = async {
         let dst = Endpoint::of(config, &plan.target_mapping, plan.target.key_fields())?;
         let mut sink = dst.sink(&opts.base_dir).await.map_err(|e| match e {

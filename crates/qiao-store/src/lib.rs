@@ -347,6 +347,17 @@ pub trait Store: Send + Sync {
     ) -> Result<bool>;
     /// Gives up `owner`'s lease on `flow` (no-op when `owner` does not hold it).
     async fn unlock_flow(&self, flow: &str, owner: &str) -> Result<()>;
+    /// Who holds the lease on `flow`, if anyone (expired or not).
+    async fn flow_lock_owner(&self, flow: &str) -> Result<Option<String>>;
+    /// Takes over the lease on `flow` only if `dead_owner` still holds it (the caller
+    /// established that this owner's process is gone). True if taken.
+    async fn take_over_flow(
+        &self,
+        flow: &str,
+        dead_owner: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool>;
     /// In one transaction: parks `held` behind the exceptions blocking their keys, opens
     /// `exceptions` and marks the job done. Holding at the end of a job, not before its
     /// delivery, means a retried or crashed attempt can neither hold a change twice nor

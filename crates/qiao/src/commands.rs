@@ -84,7 +84,7 @@ pub async fn open_store(loaded: &LoadedConfig) -> Result<Arc<dyn Store>, String>
 }
 
 fn owner_id() -> String {
-    format!("qiao-{}", std::process::id())
+    qiao_engine::lease::process_owner()
 }
 
 fn run_options(loaded: &LoadedConfig, stop: watch::Receiver<bool>) -> RunOptions {

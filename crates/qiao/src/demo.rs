@@ -41,7 +41,7 @@ pub async fn run(dir: &Path, customers: usize) -> CmdResult {
     let opts = RunOptions {
         base_dir: loaded.dir.clone(),
         stop: stop_rx,
-        owner: format!("qiao-demo-{}", std::process::id()),
+        owner: qiao_engine::lease::process_owner(),
     };
     println!("\nrunning the flows of {}:", config_path.display());
     let mut ok = true;

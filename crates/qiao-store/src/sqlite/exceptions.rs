@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use qiao_core::Change;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
-use std::collections::HashSet;
 
 /// The actor the engine records in history.
 pub(crate) const ENGINE: &str = "qiao";
@@ -189,7 +188,7 @@ pub(crate) async fn supersede(
     }
     // The usual case (no open validation exception) costs one index lookup.
     let open: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM exceptions
+        "SELECT COUNT(*) FROM exceptions INDEXED BY exceptions_supersedable
          WHERE flow = ? AND kind = 'validation' AND blocks_keys = 0 AND state IN ('open', 'retrying')",
     )
     .bind(flow)
@@ -198,37 +197,22 @@ pub(crate) async fn supersede(
     if open == 0 {
         return Ok(());
     }
-    let mut ids: Vec<i64> = Vec::new();
-    if (keys.len() as u64) <= to_u64(open) {
-        // Few keys: probe each one through the index.
-        for key in keys {
-            let found: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM exceptions
-                 WHERE flow = ? AND key = ? AND kind = 'validation' AND blocks_keys = 0
-                   AND state IN ('open', 'retrying')",
-            )
-            .bind(flow)
-            .bind(key)
-            .fetch_all(&mut *conn)
-            .await?;
-            ids.extend(found);
-        }
-    } else {
-        // Many keys (a bulk load): read the few open exceptions and match in memory.
-        let wanted: HashSet<&str> = keys.iter().map(String::as_str).collect();
-        let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT id, key FROM exceptions
-             WHERE flow = ? AND kind = 'validation' AND blocks_keys = 0 AND state IN ('open', 'retrying')",
-        )
-        .bind(flow)
-        .fetch_all(&mut *conn)
-        .await?;
-        ids.extend(
-            rows.into_iter()
-                .filter(|(_, k)| k.as_deref().is_some_and(|k| wanted.contains(k)))
-                .map(|(id, _)| id),
-        );
-    }
+    // One statement for any number of keys: SQLite walks the JSON array and probes the
+    // partial index per key, instead of one round trip per key.
+    let keys_json = serde_json::to_string(keys).map_err(|e| {
+        invalid(format!(
+            "flow `{flow}`: superseded keys cannot be encoded: {e}"
+        ))
+    })?;
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT e.id FROM json_each(?2) AS j
+           JOIN exceptions AS e INDEXED BY exceptions_supersedable ON e.flow = ?1 AND e.key = j.value
+         WHERE e.kind = 'validation' AND e.blocks_keys = 0 AND e.state IN ('open', 'retrying')",
+    )
+    .bind(flow)
+    .bind(keys_json)
+    .fetch_all(&mut *conn)
+    .await?;
     ids.sort_unstable();
     ids.dedup();
     for id in ids {

@@ -184,7 +184,7 @@ pub(crate) async fn due(
     let rows = sqlx::query(
         "SELECT id, idempotency_key, attempts, created_at, payload FROM jobs
          WHERE flow = ?1 AND state = 'pending' AND next_attempt_at <= ?2
-           AND id < COALESCE((SELECT MIN(id) FROM jobs
+           AND id < COALESCE((SELECT MIN(id) FROM jobs INDEXED BY jobs_pending_due
                               WHERE flow = ?1 AND state = 'pending' AND next_attempt_at > ?2),
                              9223372036854775807)
          ORDER BY id LIMIT ?3",

@@ -55,3 +55,40 @@ pub(crate) async fn unlock(
         .await?;
     Ok(())
 }
+
+/// The current holder of `flow`'s lease.
+pub(crate) async fn owner(conn: &mut SqliteConnection, flow: &str) -> Result<Option<String>, Fail> {
+    Ok(
+        sqlx::query_scalar("SELECT owner FROM flow_locks WHERE flow = ?")
+            .bind(flow)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Compare-and-swap: `owner` takes the lease only while `dead_owner` holds it, so two
+/// processes that both saw the same dead owner cannot both win.
+pub(crate) async fn take_over(
+    conn: &mut SqliteConnection,
+    flow: &str,
+    dead_owner: &str,
+    owner: &str,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<bool, Fail> {
+    let expires = chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| invalid(format!("flow `{flow}`: lease duration {ttl:?} is too long")))?;
+    let r = sqlx::query(
+        "UPDATE flow_locks SET owner = ?1, acquired_at = ?2, expires_at = ?3 WHERE flow = ?4 AND owner = ?5",
+    )
+    .bind(owner)
+    .bind(micros(now))
+    .bind(micros(expires))
+    .bind(flow)
+    .bind(dead_owner)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}

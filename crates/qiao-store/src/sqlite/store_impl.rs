@@ -250,6 +250,23 @@ impl Store for SqliteStore {
         write!(self, |c| locks::unlock(c, flow, owner))
     }
 
+    async fn flow_lock_owner(&self, flow: &str) -> Result<Option<String>> {
+        read!(self, |c| locks::owner(c, flow))
+    }
+
+    async fn take_over_flow(
+        &self,
+        flow: &str,
+        dead_owner: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let now = Utc::now();
+        write!(self, |c| locks::take_over(
+            c, flow, dead_owner, owner, ttl, now
+        ))
+    }
+
     async fn job_finish(
         &self,
         job_id: i64,
