@@ -140,7 +140,7 @@ pub(crate) fn sink_error(system: &str, table: &str, n: usize, err: &sqlx::Error)
     } else {
         SinkError::Batch(format!(
             "{system}: table `{table}` refused a batch of {n} records: {}. Fix: {}",
-            describe(err),
+            describe(err).trim_end_matches('.'),
             fix_hint(err)
         ))
     }

@@ -298,9 +298,10 @@ pub(crate) async fn write(
             sql.push_str(" ON DUPLICATE KEY UPDATE ");
             sql.push_str(&on_dup);
             let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() == per);
+            // Group records hold exactly the group's columns in order.
             for r in chunk {
-                for n in &names {
-                    q = bind_value(q, r.get(n));
+                for v in r.fields.values() {
+                    q = bind_value(q, v);
                 }
             }
             q.execute(&mut *tx).await?;

@@ -14,8 +14,9 @@ use super::dialect::{column_list, quote};
 use super::schema::{ColType, Column, TableInfo};
 use super::sink::Plan;
 
-/// COPY data is sent in pieces of about this size, so a large batch is not held twice.
-const SEND_AT: usize = 1 << 20;
+/// COPY data is sent in pieces of about this size: the server parses one piece while
+/// the next is being formatted, and a large batch is never held twice.
+const SEND_AT: usize = 128 * 1024;
 
 /// A failed write, with the batch index of the record COPY choked on when the server says.
 pub(crate) struct PgWriteError {
@@ -81,14 +82,17 @@ pub(crate) fn put_value(buf: &mut Vec<u8>, v: &Value, col: &Column) {
     }
 }
 
-/// Streams `rows` (columns `cols`) into `stage` with COPY. On a data error the server
-/// names the line; it is mapped back to the record's batch index.
+/// Streams `rows` (columns `cols`) into `stage` with COPY. With `in_order` the records'
+/// fields are exactly `cols` in order (an upsert group), so values are taken by position
+/// instead of by name lookup. On a data error the server names the line; it is mapped
+/// back to the record's batch index.
 async fn copy_rows(
     tx: &mut Transaction<'_, Postgres>,
     stage: &str,
     cols: &[&Column],
     rows: &[&Record],
     index: &[usize],
+    in_order: bool,
 ) -> Result<(), PgWriteError> {
     let kind = SqlKind::Postgres;
     let sql = format!(
@@ -98,11 +102,20 @@ async fn copy_rows(
     let mut copy = tx.copy_in_raw(&sql).await?;
     let mut buf = Vec::with_capacity(SEND_AT + 64 * 1024);
     for r in rows {
-        for (i, c) in cols.iter().enumerate() {
-            if i > 0 {
-                buf.push(b'\t');
+        if in_order {
+            for (i, (c, v)) in cols.iter().zip(r.fields.values()).enumerate() {
+                if i > 0 {
+                    buf.push(b'\t');
+                }
+                put_value(&mut buf, v, c);
             }
-            put_value(&mut buf, r.get(&c.name), c);
+        } else {
+            for (i, c) in cols.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b'\t');
+                }
+                put_value(&mut buf, r.get(&c.name), c);
+            }
         }
         buf.push(b'\n');
         if buf.len() >= SEND_AT {
@@ -140,6 +153,44 @@ async fn exec(tx: &mut Transaction<'_, Postgres>, sql: String) -> Result<(), sql
         .map(|_| ())
 }
 
+/// The ON CONFLICT action: update the written non-key columns, but only where a value
+/// differs, so a batch delivered again rewrites no rows (no dead tuples, no WAL, no
+/// update triggers). numeric compares as text so that a change of scale (1.0 → 1.00)
+/// still counts; json has no equality and compares as text too.
+fn upsert_action(cols: &[&Column], keys: &[String]) -> String {
+    let kind = SqlKind::Postgres;
+    let rest: Vec<&Column> = cols
+        .iter()
+        .copied()
+        .filter(|c| !keys.contains(&c.name))
+        .collect();
+    if rest.is_empty() {
+        return "DO NOTHING".to_string();
+    }
+    let set: Vec<String> = rest
+        .iter()
+        .map(|c| format!("{0} = EXCLUDED.{0}", quote(kind, &c.name)))
+        .collect();
+    let side = |prefix: &str| {
+        rest.iter()
+            .map(|c| {
+                let q = format!("{prefix}.{}", quote(kind, &c.name));
+                match c.ty {
+                    ColType::Decimal | ColType::Json => format!("{q}::text"),
+                    _ => q,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+        set.join(", "),
+        side("qiao_t"),
+        side("EXCLUDED")
+    )
+}
+
 /// Applies a plan in one transaction.
 pub(crate) async fn write(
     pool: &PgPool,
@@ -160,22 +211,21 @@ pub(crate) async fn write(
             ),
         )
         .await?;
-        copy_rows(&mut tx, &stage, &group.cols, &group.rows, &group.index).await?;
-        let updates: Vec<String> = group
-            .cols
-            .iter()
-            .filter(|c| !plan.key_names.contains(&c.name))
-            .map(|c| format!("{0} = EXCLUDED.{0}", quote(kind, &c.name)))
-            .collect();
-        let action = if updates.is_empty() {
-            "DO NOTHING".to_string()
-        } else {
-            format!("DO UPDATE SET {}", updates.join(", "))
-        };
+        copy_rows(
+            &mut tx,
+            &stage,
+            &group.cols,
+            &group.rows,
+            &group.index,
+            true,
+        )
+        .await?;
+        let action = upsert_action(&group.cols, plan.key_names);
         exec(
             &mut tx,
             format!(
-                "INSERT INTO {} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({keys}) {action}",
+                "INSERT INTO {} AS qiao_t ({cols}) SELECT {cols} FROM {stage} \
+                 ON CONFLICT ({keys}) {action}",
                 table.quoted
             ),
         )
@@ -201,6 +251,7 @@ pub(crate) async fn write(
             &key_cols,
             &plan.deletes,
             &plan.delete_index,
+            false,
         )
         .await?;
         let join = plan

@@ -1,5 +1,7 @@
 //! The table source: keyset pagination over (cursor, key...), one query per batch.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use qiao_core::record::key_of;
 use qiao_core::{Change, Key, Record, Value};
@@ -23,11 +25,10 @@ enum Phase {
     Main,
 }
 
-/// A table read in batches.
-pub(crate) struct SqlSource {
+/// What does not change while a table is read; shared with prefetching tasks.
+struct Shape {
     system: String,
     kind: SqlKind,
-    pool: Pool,
     table: TableInfo,
     /// All columns, in select order.
     cols: Vec<Column>,
@@ -38,9 +39,39 @@ pub(crate) struct SqlSource {
     cursor: Option<usize>,
     batch_size: usize,
     select_list: String,
+}
+
+/// One page read: its changes and the position of its last row.
+struct Page {
+    changes: Vec<Change>,
+    last: Option<Vec<Pos>>,
+}
+
+/// A page being read ahead in the background while the engine works on the last one.
+struct Prefetch {
+    handle: tokio::task::JoinHandle<Result<Page, ConnectorError>>,
+}
+
+/// A table read in batches.
+///
+/// After handing out a full batch it starts reading the next page in the background, so
+/// the database, the decoding and the engine's work on the previous batch overlap. At
+/// most two batches are in memory; when caught up nothing runs in the background.
+pub(crate) struct SqlSource {
+    shape: Arc<Shape>,
+    pool: Pool,
     /// Position after the last row handed out.
     pos: Option<Checkpoint>,
     phase: Phase,
+    prefetch: Option<Prefetch>,
+}
+
+impl Drop for SqlSource {
+    fn drop(&mut self) {
+        if let Some(p) = self.prefetch.take() {
+            p.handle.abort();
+        }
+    }
 }
 
 impl SqlSource {
@@ -112,11 +143,10 @@ impl SqlSource {
             Some(_) => Phase::Main,
         };
         let select_list = select_list(kind, &cols);
-        Ok(SqlSource {
+        let shape = Shape {
             names: cols.iter().map(|c| c.name.clone()).collect(),
             system,
             kind,
-            pool,
             table: info,
             cols,
             key_names: key_columns,
@@ -124,25 +154,65 @@ impl SqlSource {
             cursor: cursor_idx,
             batch_size: batch_size.max(1),
             select_list,
+        };
+        Ok(SqlSource {
+            shape: Arc::new(shape),
+            pool,
             pos,
             phase,
+            prefetch: None,
         })
+    }
+}
+
+impl Shape {
+    /// Reads the page after `pos` in `phase` and turns its rows into changes.
+    async fn read_page(
+        &self,
+        pool: &Pool,
+        phase: Phase,
+        pos: Option<&Checkpoint>,
+    ) -> Result<Page, ConnectorError> {
+        let mut records = Vec::with_capacity(self.batch_size.min(100_000));
+        let pos_cols: Vec<usize> = self.cursor.iter().chain(&self.keys).copied().collect();
+        let (sql, binds) = self.page_query(phase, pos);
+        let last = fetch_page(
+            pool,
+            &self.system,
+            &self.table.display,
+            &sql,
+            &binds,
+            &self.cols,
+            &self.names,
+            &pos_cols,
+            &mut records,
+        )
+        .await?;
+        let changes = records
+            .into_iter()
+            .map(|r| self.change(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { changes, last })
     }
 
     /// The page query for the current phase and position, and the values it binds.
-    fn page_query(&self) -> (String, Vec<(&Pos, &Column)>) {
+    fn page_query<'a>(
+        &'a self,
+        phase: Phase,
+        pos: Option<&'a Checkpoint>,
+    ) -> (String, Vec<(&'a Pos, &'a Column)>) {
         let kind = self.kind;
         let mut sql = format!("SELECT {} FROM {}", self.select_list, self.table.quoted);
         let mut params = Params::new(kind);
         let mut binds = Vec::new();
         let key_cols: Vec<&Column> = self.keys.iter().map(|&i| &self.cols[i]).collect();
         let mut order: Vec<&Column> = Vec::with_capacity(key_cols.len() + 1);
-        match (self.phase, self.cursor) {
+        match (phase, self.cursor) {
             (Phase::NullCursor, Some(c)) => {
                 sql.push_str(" WHERE ");
                 sql.push_str(&quote(kind, &self.cols[c].name));
                 sql.push_str(" IS NULL");
-                if let Some(cp) = self.pos.as_ref().filter(|cp| cp.cursor == Some(Pos::Null)) {
+                if let Some(cp) = pos.filter(|cp| cp.cursor == Some(Pos::Null)) {
                     sql.push_str(" AND (");
                     for i in tuple_after(&mut sql, kind, &key_cols, &mut params) {
                         binds.push((&cp.key[i], key_cols[i]));
@@ -159,7 +229,7 @@ impl SqlSource {
                 }
                 order.push(cursor_col);
                 order.extend(&key_cols);
-                let bound = self.pos.as_ref().and_then(|cp| match &cp.cursor {
+                let bound = pos.and_then(|cp| match &cp.cursor {
                     Some(Pos::Null) | None => None,
                     Some(cv) => Some((cv, &cp.key)),
                 });
@@ -177,7 +247,7 @@ impl SqlSource {
                 }
             }
             (_, None) => {
-                if let Some(cp) = &self.pos {
+                if let Some(cp) = pos {
                     sql.push_str(" WHERE ");
                     for i in tuple_after(&mut sql, kind, &key_cols, &mut params) {
                         binds.push((&cp.key[i], key_cols[i]));
@@ -196,9 +266,15 @@ impl SqlSource {
     }
 
     /// Turns one read record into a change, refusing NULL keys (they would stop paging).
+    /// Fields sit in column order, so key and cursor are taken by position; the key text
+    /// is spelled as [`qiao_core::record::key_of`] spells it.
     fn change(&self, record: Record) -> Result<Change, ConnectorError> {
-        for &k in &self.keys {
-            if record.get(&self.names[k]) == &Value::Null {
+        use std::fmt::Write;
+        let at = |i: usize| record.fields.get_index(i).map_or(&Value::Null, |(_, v)| v);
+        let mut key = String::with_capacity(16);
+        for (n, &k) in self.keys.iter().enumerate() {
+            let v = at(k);
+            if v == &Value::Null {
                 return Err(ConnectorError::Config(format!(
                     "{}: table `{}` has a row whose key column `{}` is NULL; rows cannot be \
                      told apart or paged past. Fix: fill the key or read through a view \
@@ -206,13 +282,23 @@ impl SqlSource {
                     self.system, self.table.display, self.names[k]
                 )));
             }
+            if n > 0 {
+                key.push('|');
+            }
+            // Writing to a String cannot fail.
+            let _ = write!(key, "{v}");
         }
-        let key = key_of(&record, &self.key_names);
-        let source_time = match self.cursor.map(|c| record.get(&self.names[c])) {
+        let source_time = match self.cursor.map(at) {
             Some(Value::DateTime(t)) => Some(*t),
             _ => None,
         };
-        let origin = format!("{} {} key={}", self.system, self.table.display, key);
+        let (system, table) = (&self.system, &self.table.display);
+        let mut origin = String::with_capacity(system.len() + table.len() + key.len() + 6);
+        origin.push_str(system);
+        origin.push(' ');
+        origin.push_str(table);
+        origin.push_str(" key=");
+        origin.push_str(&key);
         let mut change = Change::upsert(key, record);
         change.source_time = source_time;
         change.origin = Some(origin);
@@ -320,56 +406,54 @@ pub(crate) async fn all_keys(
 impl Source for SqlSource {
     async fn next_batch(&mut self) -> Result<Option<Batch>, ConnectorError> {
         loop {
-            let mut records = Vec::with_capacity(self.batch_size.min(100_000));
-            let pos_cols: Vec<usize> = self.cursor.iter().chain(&self.keys).copied().collect();
-            let last = {
-                let (sql, binds) = self.page_query();
-                fetch_page(
-                    &self.pool,
-                    &self.system,
-                    &self.table.display,
-                    &sql,
-                    &binds,
-                    &self.cols,
-                    &self.names,
-                    &pos_cols,
-                    &mut records,
-                )
-                .await?
+            let page = match self.prefetch.take() {
+                Some(p) => p.handle.await.map_err(|e| {
+                    ConnectorError::Transport(format!(
+                        "{}: reading ahead in table `{}` stopped: {e}; will retry",
+                        self.shape.system, self.shape.table.display
+                    ))
+                })??,
+                None => {
+                    self.shape
+                        .read_page(&self.pool, self.phase, self.pos.as_ref())
+                        .await?
+                }
             };
-            let Some(mut last) = last else {
+            let Some(mut last) = page.last else {
                 if self.phase == Phase::NullCursor {
                     self.phase = Phase::Main;
                     continue;
                 }
                 return Ok(None);
             };
-            if self.phase == Phase::NullCursor && records.len() < self.batch_size {
+            let full = page.changes.len() >= self.shape.batch_size;
+            if self.phase == Phase::NullCursor && !full {
                 self.phase = Phase::Main;
             }
-            let changes = records
-                .into_iter()
-                .map(|r| self.change(r))
-                .collect::<Result<Vec<_>, _>>()?;
-            let cursor = self.cursor.map(|_| last.remove(0));
+            let cursor = self.shape.cursor.map(|_| last.remove(0));
             let cp = Checkpoint { cursor, key: last };
             let text = cp.to_text();
             self.pos = Some(cp);
+            if full {
+                let (shape, pool, phase, pos) = (
+                    Arc::clone(&self.shape),
+                    self.pool.clone(),
+                    self.phase,
+                    self.pos.clone(),
+                );
+                let handle =
+                    tokio::spawn(async move { shape.read_page(&pool, phase, pos.as_ref()).await });
+                self.prefetch = Some(Prefetch { handle });
+            }
             return Ok(Some(Batch {
-                changes,
+                changes: page.changes,
                 checkpoint: Some(text),
             }));
         }
     }
 
     async fn keys(&mut self) -> Result<Vec<Key>, ConnectorError> {
-        all_keys(
-            &self.pool,
-            &self.system,
-            self.kind,
-            &self.table,
-            &self.key_names,
-        )
-        .await
+        let s = &self.shape;
+        all_keys(&self.pool, &s.system, s.kind, &s.table, &s.key_names).await
     }
 }

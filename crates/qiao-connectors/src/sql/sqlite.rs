@@ -121,28 +121,75 @@ fn hint(declared: &str) -> Hint {
     }
 }
 
-/// Reads ISO-8601 text: with an offset as given, without one as UTC.
+/// Reads ISO-8601 text `YYYY-MM-DD[ T]HH:MM[:SS[.fraction]][Z|±HH[:MM]]` (SQLite's own
+/// style and RFC 3339): with an offset as given, without one as UTC. Hand-written because
+/// it runs for every timestamp of every row and trying several chrono formats in turn
+/// cost more than the rest of the row.
 fn parse_datetime(s: &str) -> Option<DateTime<FixedOffset>> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t);
+    let b = s.trim().as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let d = b.get(r)?;
+        d.iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() < 16
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b' ' | b'T' | b't')
+        || b[13] != b':'
+    {
+        return None;
     }
-    for f in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
-        if let Ok(t) = DateTime::parse_from_str(s, f) {
-            return Some(t);
+    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let (hour, minute) = (num(11..13)?, num(14..16)?);
+    let mut i = 16;
+    let (mut second, mut nanos) = (0, 0);
+    if b.get(i) == Some(&b':') {
+        second = num(i + 1..i + 3)?;
+        i += 3;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                if i - start < 9 {
+                    nanos = nanos * 10 + u32::from(b[i] - b'0');
+                }
+                i += 1;
+            }
+            let digits = (i - start).min(9);
+            if digits == 0 {
+                return None;
+            }
+            nanos *= 10u32.pow(9 - digits as u32);
         }
     }
-    for f in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
-            return Some(t.and_utc().fixed_offset());
+    let time = chrono::NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
+    let naive = NaiveDateTime::new(date, time);
+    let rest = &b[i..];
+    let offset = match rest {
+        [] | [b'Z'] | [b'z'] => 0,
+        [sign @ (b'+' | b'-'), tail @ ..] => {
+            let (h, m) = match tail {
+                [h1, h2] => (num_of(&[*h1, *h2])?, 0),
+                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => {
+                    (num_of(&[*h1, *h2])?, num_of(&[*m1, *m2])?)
+                }
+                _ => return None,
+            };
+            let secs = (h * 3600 + m * 60) as i32;
+            if *sign == b'-' { -secs } else { secs }
         }
-    }
-    None
+        _ => return None,
+    };
+    let tz = FixedOffset::east_opt(offset)?;
+    naive.and_local_timezone(tz).single()
+}
+
+/// Two ASCII digits as a number.
+fn num_of(d: &[u8; 2]) -> Option<u32> {
+    (d[0].is_ascii_digit() && d[1].is_ascii_digit())
+        .then(|| u32::from(d[0] - b'0') * 10 + u32::from(d[1] - b'0'))
 }
 
 /// The storage class of a stored value.
@@ -304,15 +351,27 @@ pub(crate) async fn write(
     let keys = column_list(kind, plan.key_names.iter().map(String::as_str));
     for group in &plan.groups {
         let names: Vec<&str> = group.cols.iter().map(|c| c.name.as_str()).collect();
-        let updates: Vec<String> = names
+        let rest: Vec<String> = names
             .iter()
             .filter(|n| !plan.key_names.iter().any(|k| k == *n))
-            .map(|n| format!("{0} = excluded.{0}", quote(kind, n)))
+            .map(|n| quote(kind, n))
             .collect();
-        let tail = if updates.is_empty() {
+        // Rows whose values are all unchanged are left alone, so a batch delivered again
+        // writes nothing.
+        let tail = if rest.is_empty() {
             format!(" ON CONFLICT ({keys}) DO NOTHING")
         } else {
-            format!(" ON CONFLICT ({keys}) DO UPDATE SET {}", updates.join(", "))
+            format!(
+                " ON CONFLICT ({keys}) DO UPDATE SET {} WHERE {}",
+                rest.iter()
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                rest.iter()
+                    .map(|c| format!("{}.{c} IS NOT excluded.{c}", table.quoted))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            )
         };
         let head = format!(
             "INSERT INTO {} ({}) VALUES ",
@@ -331,9 +390,10 @@ pub(crate) async fn write(
             }
             sql.push_str(&tail);
             let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() == per);
+            // Group records hold exactly the group's columns in order.
             for r in chunk {
-                for n in &names {
-                    q = bind_value(q, r.get(n));
+                for v in r.fields.values() {
+                    q = bind_value(q, v);
                 }
             }
             q.execute(&mut *tx).await?;
@@ -363,7 +423,19 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2024-03-01T08:00:00+00:00");
         let t = parse_datetime("2024-03-01T08:00:00.5+08:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2024-03-01T08:00:00.500+08:00");
-        assert!(parse_datetime("yesterday").is_none());
+        let t = parse_datetime("2024-03-01 08:00:00.123456789Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2024-03-01T08:00:00.123456789+00:00");
+        let t = parse_datetime("2024-03-01 08:00-0530").unwrap();
+        assert_eq!(t.to_rfc3339(), "2024-03-01T08:00:00-05:30");
+        for bad in [
+            "yesterday",
+            "2024-02-30 00:00:00",
+            "2024-03-01 25:00:00",
+            "2024-03-01 08:00:00.",
+            "2024-03-01 08:00:00 junk",
+        ] {
+            assert!(parse_datetime(bad).is_none(), "{bad}");
+        }
         assert_eq!(hint("DECIMAL(12,2)"), Hint::Decimal);
         assert_eq!(hint("datetime"), Hint::DateTime);
         assert_eq!(hint("DATE"), Hint::Date);
