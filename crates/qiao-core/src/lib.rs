@@ -5,8 +5,8 @@ pub mod record;
 
 pub use mapping::mask;
 pub use record::{Change, Key, Op, Record, Value};
-pub mod config;
 pub mod check;
+pub mod config;
 pub mod duration;
 pub mod env;
 pub mod expr;

@@ -277,4 +277,3 @@ mod tests {
         assert_eq!(key_of(&r, &["a".into(), "b".into()]), "1|x");
     }
 }
-

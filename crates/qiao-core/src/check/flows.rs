@@ -66,7 +66,10 @@ pub(super) fn check_flows(cx: &mut Cx) {
                     ),
                     name_hint(
                         &rs.value,
-                        cfg.rules.keys().map(String::as_str).chain(packs.names().iter().map(String::as_str)),
+                        cfg.rules
+                            .keys()
+                            .map(String::as_str)
+                            .chain(packs.names().iter().map(String::as_str)),
                         "rule set or pack",
                     ),
                 ),
