@@ -228,6 +228,43 @@ async fn flow_leases_are_exclusive_and_expire() {
 }
 
 #[tokio::test]
+async fn a_dead_owners_lease_is_taken_over_once() {
+    let (store, _dir, _) = file_store().await;
+    let long = Duration::from_secs(600);
+    assert_eq!(store.flow_lock_owner("f").await.unwrap(), None);
+    assert!(store.try_lock_flow("f", "qiao:1@host", long).await.unwrap());
+    assert_eq!(
+        store.flow_lock_owner("f").await.unwrap().as_deref(),
+        Some("qiao:1@host")
+    );
+    // Two survivors saw the same dead owner: only the first swap wins.
+    assert!(
+        store
+            .take_over_flow("f", "qiao:1@host", "qiao:2@host", long)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_over_flow("f", "qiao:1@host", "qiao:3@host", long)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.flow_lock_owner("f").await.unwrap().as_deref(),
+        Some("qiao:2@host")
+    );
+    assert!(!store.try_lock_flow("f", "qiao:3@host", long).await.unwrap());
+    // No lease, nothing to take over.
+    assert!(
+        !store
+            .take_over_flow("g", "qiao:1@host", "qiao:2@host", long)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
 async fn leases_are_exclusive_under_contention() {
     let (store, _dir, path) = file_store().await;
     let handles = [
