@@ -201,7 +201,7 @@ pub(crate) async fn connect(
         }
     };
     macro_rules! open {
-        ($opts:expr, $pool:ty, $variant:ident, $introspect:path) => {{
+        ($opts:expr, $pool:expr, $variant:ident, $introspect:path) => {{
             let opts = $opts;
             let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, opts.connect())
                 .await
@@ -210,7 +210,7 @@ pub(crate) async fn connect(
             let info = $introspect(&mut conn, system, table).await?;
             // The check connection is not needed any more; a failed goodbye changes nothing.
             let _ = conn.close().await;
-            let pool = <$pool>::new()
+            let pool = $pool
                 .max_connections(POOL_SIZE)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_lazy_with(opts);
@@ -220,11 +220,21 @@ pub(crate) async fn connect(
     Ok(match kind {
         SqlKind::Postgres => {
             let opts: PgConnectOptions = url.parse().map_err(bad_url)?;
-            open!(opts, PgPoolOptions, Pg, pg::introspect)
+            open!(opts, PgPoolOptions::new(), Pg, pg::introspect)
         }
         SqlKind::Mysql => {
             let opts: MySqlConnectOptions = url.parse().map_err(bad_url)?;
-            open!(opts, MySqlPoolOptions, My, mysql::introspect)
+            // A server without strict mode would cut a too-long value or store 0 for bad
+            // input with only a warning; in qiao's own sessions such values are errors.
+            let strict = MySqlPoolOptions::new().after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            });
+            open!(opts, strict, My, mysql::introspect)
         }
         SqlKind::Sqlite => {
             let opts: SqliteConnectOptions = url.parse().map_err(bad_url)?;
@@ -235,7 +245,7 @@ pub(crate) async fn connect(
                     opts.get_filename().display()
                 )));
             }
-            open!(opts, SqlitePoolOptions, Lite, sqlite::introspect)
+            open!(opts, SqlitePoolOptions::new(), Lite, sqlite::introspect)
         }
     })
 }
