@@ -96,17 +96,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         bytes = qiao_store::codec::encode_changes(&sample)?;
     }
     let enc = t.elapsed();
-    let t = Instant::now();
+    let (mut dec, mut free) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..reps {
+        let t = Instant::now();
         let back = qiao_store::codec::decode_changes(&bytes)?;
+        dec += t.elapsed();
         assert_eq!(back.len(), sample.len(), "codec round trip");
+        let t = Instant::now();
+        drop(back);
+        free += t.elapsed();
     }
-    let dec = t.elapsed();
     let scale = total as f64 / (JOB_SIZE * reps) as f64;
     println!(
-        "codec             {:>6.2} s encode {:>6.2} s decode  ({} bytes per change, scaled from {reps} jobs)",
+        "codec             {:>6.2} s encode {:>6.2} s decode {:>6.2} s drop  ({} bytes per change, scaled from {reps} jobs)",
         enc.as_secs_f64() * scale,
         dec.as_secs_f64() * scale,
+        free.as_secs_f64() * scale,
         bytes.len() / JOB_SIZE
     );
     let dir = tempfile::tempdir()?;

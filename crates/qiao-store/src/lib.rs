@@ -285,7 +285,8 @@ pub trait Store: Send + Sync {
     async fn hold_change(&self, flow: &str, change: &Change) -> Result<()>;
     /// Lists exceptions.
     async fn exceptions(&self, filter: &ExceptionFilter) -> Result<Vec<ExceptionRow>>;
-    /// One exception with its changes and history.
+    /// One exception with its changes (its own, then those still held behind it, in
+    /// arrival order) and history.
     async fn exception(&self, id: i64) -> Result<(ExceptionRow, Vec<Change>, Vec<HistoryEntry>)>;
     /// Retry (`ignore = false`) or ignore (`ignore = true`) an exception: unblocks its keys,
     /// sets state `retrying` / `ignored`, records history, and returns the changes to
@@ -334,7 +335,7 @@ pub trait Store: Send + Sync {
     async fn run_update(&self, run: &RunRecord) -> Result<()>;
     /// Latest run per flow.
     async fn last_runs(&self) -> Result<Vec<RunRecord>>;
-    /// Counts of open exceptions per flow and owner.
+    /// Counts of unsettled (open or retrying) exceptions per flow and owner.
     async fn open_exception_counts(&self) -> Result<Vec<(String, String, u64)>>;
     /// Takes or renews the lease on `flow` for `owner` until now + `ttl`. Returns false
     /// while another owner holds an unexpired lease; an expired lease is taken over, so a
