@@ -66,20 +66,19 @@ async fn deliver_job(
     job: Job,
     out: &mut Delivered,
 ) -> Result<bool> {
-    let mut ready = Vec::with_capacity(job.changes.len());
-    for change in job.changes.iter() {
-        if blocked.contains(&change.key) {
-            store.hold_change(&plan.name, change).await?;
-            out.held += 1;
-        } else {
-            ready.push(change.clone());
-        }
-    }
+    // Changes to blocked keys are parked behind their exception when the job finishes,
+    // in the same transaction, so a job retried later never holds them twice.
+    let (held, ready): (Vec<Change>, Vec<Change>) = job
+        .changes
+        .iter()
+        .cloned()
+        .partition(|c| blocked.contains(&c.key));
     let ready = last_per_key(ready);
     let mut bad: Vec<(Change, String)> = Vec::new();
     if let Err(err) = write_isolating(sink, &ready, &mut bad).await {
-        return transport_failure(plan, store, blocked, job, ready, err, out).await;
+        return transport_failure(plan, store, blocked, job, held, ready, err, out).await;
     }
+    out.held += held.len() as u64;
     let good = ready.len() - bad.len();
     let deletes = ready
         .iter()
@@ -92,7 +91,7 @@ async fn deliver_job(
     out.deletes += (deletes - bad_deletes) as u64;
     out.upserts += (good - (deletes - bad_deletes)) as u64;
     out.jobs += 1;
-    if bad.is_empty() {
+    if bad.is_empty() && held.is_empty() {
         store.job_done(job.id).await?;
     } else {
         let excs: Vec<NewException> = bad
@@ -115,7 +114,7 @@ async fn deliver_job(
             })
             .collect();
         out.exceptions += excs.len() as u64;
-        store.job_finish_with_exceptions(job.id, excs).await?;
+        store.job_finish(job.id, held, excs).await?;
     }
     settle_retry(store, &job.idempotency_key).await?;
     Ok(true)
@@ -135,11 +134,13 @@ async fn settle_retry(store: &dyn Store, idempotency_key: &str) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn transport_failure(
     plan: &FlowPlan,
     store: &dyn Store,
     blocked: &mut HashSet<String>,
     job: Job,
+    held: Vec<Change>,
     ready: Vec<Change>,
     err: String,
     out: &mut Delivered,
@@ -175,7 +176,8 @@ async fn transport_failure(
         blocks_keys: true,
     };
     out.exceptions += 1;
-    store.job_finish_with_exceptions(job.id, vec![exc]).await?;
+    out.held += held.len() as u64;
+    store.job_finish(job.id, held, vec![exc]).await?;
     Ok(true)
 }
 

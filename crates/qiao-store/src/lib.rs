@@ -271,14 +271,6 @@ pub trait Store: Send + Sync {
     /// Records a failed attempt and when to try again.
     async fn job_retry_later(&self, job_id: i64, next_at: DateTime<Utc>, error: &str)
     -> Result<()>;
-    /// In one transaction: mark the job done and open exceptions for the changes of it that
-    /// failed (a delivery exception blocks its keys). Use for a job whose retries are
-    /// exhausted (one `Transport` exception) or that had permanently bad records.
-    async fn job_finish_with_exceptions(
-        &self,
-        job_id: i64,
-        exceptions: Vec<NewException>,
-    ) -> Result<()>;
     /// Keys of a flow that are blocked by open delivery exceptions.
     async fn blocked_keys(&self, flow: &str) -> Result<Vec<String>>;
     /// Parks a change behind the exception that blocks its key (per-key order).

@@ -130,15 +130,6 @@ impl Store for SqliteStore {
         write!(self, |c| jobs::retry_later(c, job_id, next_at, error))
     }
 
-    async fn job_finish_with_exceptions(
-        &self,
-        job_id: i64,
-        exceptions: Vec<NewException>,
-    ) -> Result<()> {
-        let now = Utc::now();
-        write!(self, |c| jobs::finish(c, job_id, &[], &exceptions, now))
-    }
-
     async fn blocked_keys(&self, flow: &str) -> Result<Vec<String>> {
         read!(self, |c| blocking::blocked_keys(c, flow))
     }
