@@ -74,23 +74,10 @@ impl FlowPlan {
                         "the flow filter gave `{other}` ({}), not true/false; make the filter a comparison",
                         other.type_name()
                     );
-                    return self.reject(
-                        change,
-                        Some(key),
-                        "filter",
-                        msg,
-                        serde_json::json!({ "stage": "pipeline" }),
-                    );
+                    return self.filter_reject(change, key, msg);
                 }
                 Err(e) => {
-                    let msg = format!("the flow filter failed: {e}");
-                    return self.reject(
-                        change,
-                        Some(key),
-                        "filter",
-                        msg,
-                        serde_json::json!({ "stage": "pipeline" }),
-                    );
+                    return self.filter_reject(change, key, format!("the flow filter failed: {e}"));
                 }
             }
         }
@@ -103,6 +90,11 @@ impl FlowPlan {
             Ok(m) => Step::Deliver(with_key(change, key, m.record), warned),
             Err(e) => self.map_reject(change, Some(key), &self.target_mapping, e),
         }
+    }
+
+    fn filter_reject(&self, change: &Change, key: String, msg: String) -> Step {
+        let details = serde_json::json!({ "stage": "pipeline" });
+        self.reject(change, Some(key), "filter", msg, details)
     }
 
     fn rule_reject(&self, change: &Change, key: String, violations: Vec<Violation>) -> Step {

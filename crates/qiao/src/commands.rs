@@ -119,14 +119,21 @@ pub fn plans(
         .collect()
 }
 
-/// Runs flows once and prints their summaries.
-pub async fn run(config: &Path, flows: Vec<String>, all: bool, json: bool) -> CmdResult {
+/// Loads the config, opens its store and records the config as a version there (a new
+/// version only when the text changed), as every command that runs flows must.
+async fn open_versioned(config: &Path) -> Result<(LoadedConfig, Arc<dyn Store>), String> {
     let loaded = load_config(config)?;
     let store = open_store(&loaded).await?;
     store
         .save_config_version(&loaded.text, &whoami())
         .await
         .map_err(|e| e.to_string())?;
+    Ok((loaded, store))
+}
+
+/// Runs flows once and prints their summaries.
+pub async fn run(config: &Path, flows: Vec<String>, all: bool, json: bool) -> CmdResult {
+    let (loaded, store) = open_versioned(config).await?;
     let plans = plans(&loaded, &flows, all)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     spawn_signal_handler(stop_tx);
@@ -218,12 +225,7 @@ impl qiao_engine::serve::ServeLog for ServeLines {
 }
 
 async fn serve(config: &Path) -> CmdResult {
-    let loaded = load_config(config)?;
-    let store = open_store(&loaded).await?;
-    store
-        .save_config_version(&loaded.text, &whoami())
-        .await
-        .map_err(|e| e.to_string())?;
+    let (loaded, store) = open_versioned(config).await?;
     let plans = plans(&loaded, &[], true)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     spawn_signal_handler(stop_tx);
