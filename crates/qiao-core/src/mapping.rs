@@ -44,7 +44,8 @@ impl Lookup for NoLookup {
 pub struct Mapped {
     /// The record in the other shape.
     pub record: Record,
-    /// Output field → how it was made, e.g. `name ← cust_name ← trim ← strip(*#)`.
+    /// Output field → how it was made, e.g. `name ← cust_name ← trim ← strip(*#)`; empty
+    /// unless the mapper is [`Mapper::traced`].
     pub provenance: Vec<(String, String)>,
     /// Things changed on the way that a person should know (e.g. truncated text).
     pub warnings: Vec<String>,
@@ -164,6 +165,8 @@ pub struct Mapper {
     sensitive_system: Vec<String>,
     /// Canonical fields marked sensitive in the dictionary.
     sensitive_canonical: Vec<String>,
+    /// Whether `Mapped::provenance` is filled (see [`Mapper::traced`]).
+    trace: bool,
 }
 
 impl Mapper {
@@ -244,7 +247,15 @@ impl Mapper {
             entity_key: entity.key.iter().map(|k| k.value.clone()).collect(),
             key_override: key_override(def),
             plans,
+            trace: false,
         })
+    }
+
+    /// This mapper with provenance recorded in every [`Mapped`] (for `qiao map`; flows
+    /// leave it off).
+    pub fn traced(mut self) -> Mapper {
+        self.trace = true;
+        self
     }
 
     /// The mapping's name.

@@ -264,7 +264,16 @@ fn missing_crosswalk_entry_says_which_id_in_which_system() {
 #[test]
 fn provenance_shows_source_and_steps() {
     let cfg = config();
-    let crm = Mapper::new(&cfg, "crm_customer").unwrap();
+    // Flows do not pay for provenance: only a traced mapper records it.
+    let plain = Mapper::new(&cfg, "crm_customer").unwrap();
+    assert!(
+        plain
+            .inbound(&crm_row(), &links())
+            .unwrap()
+            .provenance
+            .is_empty()
+    );
+    let crm = Mapper::new(&cfg, "crm_customer").unwrap().traced();
     let m = crm.inbound(&crm_row(), &links()).unwrap();
     let prov: HashMap<_, _> = m.provenance.iter().cloned().collect();
     assert_eq!(
@@ -281,7 +290,7 @@ fn provenance_shows_source_and_steps() {
         prov["display"]
     );
 
-    let erp = Mapper::new(&cfg, "erp_customer").unwrap();
+    let erp = Mapper::new(&cfg, "erp_customer").unwrap().traced();
     let out = erp.outbound(&m.record, &links()).unwrap();
     let prov: HashMap<_, _> = out.provenance.iter().cloned().collect();
     assert_eq!(

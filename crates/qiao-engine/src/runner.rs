@@ -298,11 +298,17 @@ async fn extract_loop(
         ..Default::default()
     };
     let mut seq: u64 = 0;
+    // The next batch, read while the current one was being mapped.
+    let mut ahead = None;
     loop {
         if *halt.borrow() || *opts.stop.borrow() {
             return Ok(summary);
         }
-        let batch = match source.next_batch().await {
+        let read = match ahead.take() {
+            Some(r) => r,
+            None => source.next_batch().await,
+        };
+        let batch = match read {
             Ok(Some(b)) => b,
             Ok(None) => return Ok(summary),
             Err(ConnectorError::BadInput(msg)) => {
@@ -338,11 +344,13 @@ async fn extract_loop(
             let worker = plan.clone();
             let lookup = StoreLookup::new(store.clone());
             let changes = batch.changes;
-            tokio::task::spawn_blocking(move || worker.process(changes, &lookup))
-                .await
-                .map_err(|e| {
-                    EngineError::Config(format!("flow `{}`: mapping task failed: {e}", plan.name))
-                })?
+            let mapping = tokio::task::spawn_blocking(move || worker.process(changes, &lookup));
+            // Reading ahead is safe: nothing of the next batch is committed before this one.
+            let (mapped, next) = tokio::join!(mapping, source.next_batch());
+            ahead = Some(next);
+            mapped.map_err(|e| {
+                EngineError::Config(format!("flow `{}`: mapping task failed: {e}", plan.name))
+            })?
         };
         summary.rejected += processed.exceptions.len() as u64;
         summary.filtered += processed.filtered;

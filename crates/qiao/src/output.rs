@@ -253,8 +253,8 @@ pub fn map_sample(
             sample.display()
         ));
     }
-    let source = Mapper::new(config, &def.from.value)?;
-    let target = Mapper::new(config, &def.to.value)?;
+    let source = Mapper::new(config, &def.from.value)?.traced();
+    let target = Mapper::new(config, &def.to.value)?.traced();
     let entity = &config.mappings[&def.from.value].entity.value;
     let sets: Vec<String> = def.rules.iter().map(|r| r.value.clone()).collect();
     let rules = RuleEngine::new(config, entity, &sets)?;

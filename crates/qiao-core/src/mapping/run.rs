@@ -5,9 +5,31 @@ use super::{FieldPlan, Lookup, MapError, Mapped, Mapper, Source, redact, show};
 use crate::record::{Record, Value};
 use indexmap::IndexMap;
 
-/// Provenance steps joined for display, in the order they were applied.
-fn chain(steps: &[String]) -> String {
-    steps.join(" ← ")
+/// Provenance steps of one field, recorded only when the mapper traces (`qiao map`):
+/// formatting them for every record of a bulk load would cost more than the mapping.
+pub(super) struct Trace(Option<Vec<String>>);
+
+impl Trace {
+    fn new(on: bool) -> Trace {
+        Trace(on.then(Vec::new))
+    }
+    fn push(&mut self, step: impl FnOnce() -> String) {
+        if let Some(steps) = &mut self.0 {
+            steps.push(step());
+        }
+    }
+    /// The steps joined for display, in the order they were applied.
+    fn chain(&self) -> Option<String> {
+        self.0.as_ref().map(|s| s.join(" ← "))
+    }
+}
+
+/// Records a provenance line when tracing.
+fn note(out: &mut Mapped, field: &str, prov: &Option<String>, suffix: impl FnOnce() -> String) {
+    if let Some(prov) = prov {
+        out.provenance
+            .push((field.to_string(), format!("{prov}{}", suffix())));
+    }
 }
 
 impl Mapper {
@@ -19,7 +41,7 @@ impl Mapper {
         for p in &self.plans {
             let (v, steps) = self.inbound_field(p, src, lookup, &mut out.warnings)?;
             out.record.set(p.name.clone(), v);
-            out.provenance.push((p.name.clone(), chain(&steps)));
+            note(&mut out, &p.name, &steps.chain(), String::new);
         }
         Ok(out)
     }
@@ -61,11 +83,11 @@ impl Mapper {
         src: &Record,
         lookup: &dyn Lookup,
         warnings: &mut Vec<String>,
-    ) -> Result<(Value, Vec<String>), MapError> {
-        let mut steps = Vec::new();
+    ) -> Result<(Value, Trace), MapError> {
+        let mut steps = Trace::new(self.trace);
         let mut v = match (&p.expr_in, &p.source) {
             (Some(e), _) => {
-                steps.push(format!("expr({})", e.source()));
+                steps.push(|| format!("expr({})", e.source()));
                 e.eval(&[("src", src)]).map_err(|e| {
                     let hidden = self.sensitive_system.iter().map(|f| src.get(f));
                     let e = redact(&e.to_string(), hidden);
@@ -78,11 +100,11 @@ impl Mapper {
                 })?
             }
             (None, Source::One(f)) => {
-                steps.push(f.clone());
+                steps.push(|| f.clone());
                 src.get(f).clone()
             }
             (None, Source::Join { fields, sep }) => {
-                steps.push(format!("{} (join {sep:?})", fields.join(" + ")));
+                steps.push(|| format!("{} (join {sep:?})", fields.join(" + ")));
                 let parts: Vec<String> = fields
                     .iter()
                     .map(|f| src.get(f))
@@ -96,7 +118,7 @@ impl Mapper {
                 }
             }
             (None, Source::Part { field, sep, index }) => {
-                steps.push(format!("{field} (part {index} of split {sep:?})"));
+                steps.push(|| format!("{field} (part {index} of split {sep:?})"));
                 let whole = src.get(field);
                 if whole.is_blank() {
                     Value::Null
@@ -113,7 +135,7 @@ impl Mapper {
             && let Some(d) = &p.default
         {
             v = d.clone();
-            steps.push(format!("default({d})"));
+            steps.push(|| format!("default({d})"));
         }
         for c in &p.convs {
             let step = c.forward(v, p.sensitive).map_err(|m| self.err(p, m))?;
@@ -121,7 +143,7 @@ impl Mapper {
                 warnings.push(format!("mapping `{}`, field `{}`: {w}", self.name, p.name));
             }
             v = step.value;
-            steps.push(c.describe());
+            steps.push(|| c.describe());
         }
         if let Some(map) = &p.values
             && !v.is_blank()
@@ -140,7 +162,7 @@ impl Mapper {
                 ));
             };
             v = Value::Text(canon.clone());
-            steps.push("values".into());
+            steps.push(|| "values".to_string());
         }
         if let Some(entity) = &p.lookup
             && !v.is_blank()
@@ -158,7 +180,7 @@ impl Mapper {
                 ));
             };
             v = Value::Text(golden);
-            steps.push(format!("lookup({entity})"));
+            steps.push(|| format!("lookup({entity})"));
         }
         let shown = show(&v, p.sensitive);
         let type_name = v.type_name();
@@ -181,16 +203,19 @@ impl Mapper {
         p: &FieldPlan,
         canonical: &Record,
         lookup: &dyn Lookup,
-    ) -> Result<(Value, Vec<String>), MapError> {
+    ) -> Result<(Value, Trace), MapError> {
         if let Some(e) = &p.expr_out {
             let v = e.eval(&[("rec", canonical)]).map_err(|e| {
                 let hidden = self.sensitive_canonical.iter().map(|f| canonical.get(f));
                 let e = redact(&e.to_string(), hidden);
                 self.err(p, format!("the outbound expression failed: {e}; fix `expr_out` or the canonical record"))
             })?;
-            return Ok((v, vec![format!("expr_out({})", e.source())]));
+            let mut steps = Trace::new(self.trace);
+            steps.push(|| format!("expr_out({})", e.source()));
+            return Ok((v, steps));
         }
-        let mut steps = vec![p.name.clone()];
+        let mut steps = Trace::new(self.trace);
+        steps.push(|| p.name.clone());
         let mut v = canonical.get(&p.name).clone();
         if let Some(entity) = &p.lookup
             && !v.is_blank()
@@ -208,7 +233,7 @@ impl Mapper {
                 ));
             };
             v = Value::Text(local);
-            steps.push(format!("lookup({entity})"));
+            steps.push(|| format!("lookup({entity})"));
         }
         if let Some(map) = &p.values
             && !v.is_blank()
@@ -227,12 +252,12 @@ impl Mapper {
                 ));
             };
             v = Value::Text(sys.clone());
-            steps.push("values".into());
+            steps.push(|| "values".to_string());
         }
         for c in p.convs.iter().rev() {
             let step = c.inverse(v, p.sensitive).map_err(|m| self.err(p, m))?;
             v = step.value;
-            steps.push(c.describe_inverse());
+            steps.push(|| c.describe_inverse());
         }
         Ok((v, steps))
     }
@@ -251,15 +276,15 @@ impl Mapper {
                 continue;
             }
             let (v, steps) = self.outbound_value(p, canonical, lookup)?;
-            let prov = chain(&steps);
+            let prov = steps.chain();
             match &p.source {
                 Source::One(f) => {
                     out.record.set(f.clone(), v);
-                    out.provenance.push((f.clone(), prov));
+                    note(&mut out, f, &prov, String::new);
                 }
                 Source::Computed => {
                     out.record.set(p.name.clone(), v);
-                    out.provenance.push((p.name.clone(), prov));
+                    note(&mut out, &p.name, &prov, String::new);
                 }
                 Source::Join { fields, sep } => {
                     let text = if v.is_blank() {
@@ -276,8 +301,7 @@ impl Mapper {
                             f.clone(),
                             part.map_or(Value::Null, |s| Value::Text(s.to_string())),
                         );
-                        out.provenance
-                            .push((f.clone(), format!("{prov} ← split {sep:?} part {i}")));
+                        note(&mut out, f, &prov, || format!(" ← split {sep:?} part {i}"));
                     }
                 }
                 Source::Part { field, sep, index } => {
@@ -295,10 +319,9 @@ impl Mapper {
                         .or_insert_with(|| (sep.clone(), Vec::new()))
                         .1
                         .push((*index, text));
-                    out.provenance.push((
-                        field.clone(),
-                        format!("{prov} ← part {index} of join {sep:?}"),
-                    ));
+                    note(&mut out, field, &prov, || {
+                        format!(" ← part {index} of join {sep:?}")
+                    });
                 }
             }
         }

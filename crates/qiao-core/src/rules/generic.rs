@@ -31,8 +31,10 @@ impl RulePack for GenericPack {
     fn check(&self, entity: &str, def: &EntityDef, rec: &Record, out: &mut Vec<Violation>) {
         for (name, f) in &def.fields {
             let v = rec.get(name);
-            let (zh_name, en_name) = label(name, Some(f));
             let is_key = def.key.iter().any(|k| &k.value == name);
+            // Labels and shown values are formatted only for a violation: this runs for
+            // every field of every record of a bulk load.
+            let labels = || label(name, Some(f));
             let mut push = |code: &str, zh: String, en: String, detail: String| {
                 out.push(Violation {
                     code: code.to_string(),
@@ -45,6 +47,7 @@ impl RulePack for GenericPack {
             };
             if v.is_blank() {
                 if f.required || is_key {
+                    let (zh_name, en_name) = labels();
                     let why = if is_key { "a key field" } else { "required" };
                     push(
                         "GEN-REQUIRED",
@@ -57,17 +60,17 @@ impl RulePack for GenericPack {
             }
             // Types were checked when the engine was built; a field whose type does not
             // parse cannot get here, so skipping it loses nothing.
-            let Ok(ty) = FieldType::parse(&f.ty.value) else {
+            let Some(ty) = cached_type(&f.ty.value) else {
                 continue;
             };
-            let shown = show(v, f.sensitive);
-            match (&ty, v) {
+            match (ty.as_ref(), v) {
                 (
                     FieldType::Text {
                         max_chars: Some(max),
                     },
                     Value::Text(s),
                 ) if s.chars().count() > *max => {
+                    let ((zh_name, en_name), shown) = (labels(), show(v, f.sensitive));
                     let n = s.chars().count();
                     push(
                         "GEN-LENGTH",
@@ -82,6 +85,7 @@ impl RulePack for GenericPack {
                     );
                 }
                 (FieldType::Enum(allowed), Value::Text(s)) if !allowed.contains(s) => {
+                    let ((zh_name, en_name), shown) = (labels(), show(v, f.sensitive));
                     let list = allowed.join(", ");
                     push(
                         "GEN-ENUM",
@@ -92,6 +96,7 @@ impl RulePack for GenericPack {
                 }
                 _ => {
                     if let Err(e) = ty.conform(v) {
+                        let ((zh_name, en_name), shown) = (labels(), show(v, f.sensitive));
                         // The type's own message quotes the raw value: keep it out when
                         // the field is sensitive.
                         let why = if f.sensitive {
@@ -110,4 +115,21 @@ impl RulePack for GenericPack {
             }
         }
     }
+}
+
+/// The parsed type of a dictionary type text, parsed once per thread: the dictionary is
+/// small and fixed, the records are many.
+fn cached_type(text: &str) -> Option<std::rc::Rc<FieldType>> {
+    type Cache = std::collections::HashMap<String, Option<std::rc::Rc<FieldType>>>;
+    thread_local! {
+        static TYPES: std::cell::RefCell<Cache> = Default::default();
+    }
+    TYPES.with(|t| {
+        if let Some(ty) = t.borrow().get(text) {
+            return ty.clone();
+        }
+        let ty = FieldType::parse(text).ok().map(std::rc::Rc::new);
+        t.borrow_mut().insert(text.to_string(), ty.clone());
+        ty
+    })
 }
