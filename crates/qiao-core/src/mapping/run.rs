@@ -182,7 +182,13 @@ impl Mapper {
             v = Value::Text(golden);
             steps.push(|| format!("lookup({entity})"));
         }
-        let shown = show(&v, p.sensitive);
+        // Shown only in the error: formatting it for every field would cost more than the
+        // coercion.
+        let shown = if p.sensitive {
+            show(&v, true)
+        } else {
+            String::new()
+        };
         let type_name = v.type_name();
         let v = p.ty.coerce(v).map_err(|e| {
             let detail = if p.sensitive {

@@ -184,7 +184,27 @@ impl ConfigRule {
             .replace("{value}", value)
     }
 
+    /// True when `v` certainly passes, decided without allocating: most values pass, and
+    /// the messages below are formatted only for those that do not.
+    fn passes(&self, v: &Value) -> bool {
+        match (&self.check, v) {
+            (Compiled::Required, v) => !v.is_blank(),
+            (_, v) if v.is_blank() => true,
+            (Compiled::MaxChars(max), Value::Text(s)) => s.chars().count() <= *max,
+            (Compiled::Pattern(re), Value::Text(s)) => re.is_match(s),
+            (Compiled::Enum(vals), Value::Text(s)) => vals.iter().any(|x| x == s),
+            (Compiled::Range { min, max }, Value::Decimal(d)) => {
+                min.is_none_or(|m| *d >= m) && max.is_none_or(|m| *d <= m)
+            }
+            (Compiled::Type(ty), v) => ty.conform(v).is_ok(),
+            _ => false,
+        }
+    }
+
     fn check_field(&self, field: &str, v: &Value) -> Option<Found> {
+        if self.passes(v) {
+            return None;
+        }
         let (zh, en) = label(field, self.field_def.as_ref());
         let shown = show(v, self.sensitive());
         if v.is_blank() {
