@@ -61,25 +61,27 @@ def watch(out_path, db1, db2):
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
-    before = postgres_processes(uid)
-    last = dict(before)
-    while not stop:
-        time.sleep(0.2)
-        for key, (ticks, cmd) in postgres_processes(uid).items():
-            # A backend's title changes (idle/active); keep the longest one seen.
-            old = last.get(key)
-            last[key] = (ticks, cmd if not old or len(cmd) >= len(old[1]) else old[1])
-    for key, (ticks, cmd) in postgres_processes(uid).items():
-        last[key] = (ticks, cmd)
-    cpu = {db1: 0, db2: 0, "other": 0}
-    for key, (ticks, cmd) in last.items():
-        used = ticks - before[key][0] if key in before else ticks
-        # Backend titles read "postgres: <cluster>: <user> <database> <client> <state>".
+    def bucket(cmd):
+        # Backend titles read "postgres: <cluster>: <user> <database> <client> <state>";
+        # a backend just forked still shows the postmaster's command line.
         words = cmd.split()
-        bucket = next((d for d in (db1, db2) if d in words), "other")
-        cpu[bucket] += used
+        return next((d for d in (db1, db2) if d in words), None)
+
+    before = postgres_processes(uid)
+    seen = {key: (ticks, bucket(cmd)) for key, (ticks, cmd) in before.items()}
+    while True:
+        for key, (ticks, cmd) in postgres_processes(uid).items():
+            # Once a process has shown its database, it keeps that bucket.
+            old = seen.get(key)
+            seen[key] = (ticks, (old and old[1]) or bucket(cmd))
+        if stop:
+            break
+        time.sleep(0.2)
+    cpu = {db1: 0, db2: 0, None: 0}
+    for key, (ticks, where) in seen.items():
+        cpu[where] += ticks - before[key][0] if key in before else ticks
     with open(out_path, "w") as f:
-        f.write(f"{cpu[db1] / TICKS:.2f} {cpu[db2] / TICKS:.2f} {cpu['other'] / TICKS:.2f}\n")
+        f.write(f"{cpu[db1] / TICKS:.2f} {cpu[db2] / TICKS:.2f} {cpu[None] / TICKS:.2f}\n")
 
 
 def main(argv):

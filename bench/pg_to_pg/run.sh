@@ -11,7 +11,8 @@
 # Env: REPS (3), TOOLS ("qiao sling"), QIAO_BATCHES (flow batch sizes to measure, e.g.
 # "2000 10000"; default the one in qiao.yaml), SKIP_BUILD=1 (use target/release/qiao as
 # is), QIAO_BIN (a prebuilt binary; QIAO_VERSION then names it), QUIET_MAX_BUSY_PCT (10),
-# QUIET_MAX_LOAD (0.5), QUIET_MAX_WAIT (s, 900), RESULTS, RUN_ID.
+# QUIET_MAX_LOAD (0.5), QUIET_MAX_WAIT (s, 900), RESULTS, RUN_ID, REP_FROM (first rep
+# number, default 1; reps 1-49 use distinct source slices for their updates).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BENCH="$(dirname "$HERE")"
@@ -211,7 +212,7 @@ run_sling() {
 echo "run $RUN_ID: $ROWS source rows, $BUMP per incremental, $REPS reps, tools: $TOOLS"
 [ -n "${QIAO_VERSION:-}" ] && echo "qiao $QIAO_VERSION, batch sizes: $QIAO_BATCHES, binary $QIAO_BIN"
 [ -n "${SLING_VERSION:-}" ] && echo "sling $SLING_VERSION, binary $SLING_BIN"
-for rep in $(seq 1 "$REPS"); do
+for rep in $(seq "${REP_FROM:-1}" $(( ${REP_FROM:-1} + REPS - 1 ))); do
   for tool in $TOOLS; do
     if [ "$tool" = qiao ]; then
       for b in $QIAO_BATCHES; do run_qiao "$rep" "$b"; done

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """Medians of run.sh's results as a Markdown table (stdlib only).
 
-  summarize.py RESULTS.tsv [RUN_ID]     RUN_ID defaults to the newest one in the file
+  summarize.py RESULTS.tsv [RUN_ID[,RUN_ID...]]   default: the newest run id in the file
 
-Only runs whose target check passed (verify = ok) count; the table says how many did.
+A run counts when its target check passed (verify = ok) and the rest of the machine
+(not the tool, not PostgreSQL) used at most MAX_OTHER_CPU_S CPU seconds during it (env,
+default 5): another job that starts in the middle of a run makes that run meaningless,
+and the quiet-machine wait before a run cannot prevent that. The table says how many runs
+counted of how many were made.
 """
+import os
 import csv
 import statistics
 import sys
@@ -22,19 +27,21 @@ def main(argv):
         rows = list(csv.DictReader(f, delimiter="\t"))
     if not rows:
         sys.exit(f"{argv[1]}: no results yet")
-    run_id = argv[2] if len(argv) == 3 else rows[-1]["run_id"]
-    rows = [r for r in rows if r["run_id"] == run_id]
+    run_ids = argv[2].split(",") if len(argv) == 3 else [rows[-1]["run_id"]]
+    rows = [r for r in rows if r["run_id"] in run_ids]
+    max_other = float(os.environ.get("MAX_OTHER_CPU_S", "5"))
     groups = OrderedDict()
     for r in rows:
         groups.setdefault((r["tool"], r["version"], r["variant"], r["mode"]), []).append(r)
 
-    print(f"Run `{run_id}` (median of the passing repetitions)\n")
-    print("| tool | variant | run | rows | passed | wall s (median) | wall s (min–max) | rows/s "
+    print(f"Runs {', '.join(f'`{i}`' for i in run_ids)}: median of the runs that passed the "
+          f"target check with at most {max_other:g} s of other CPU\n")
+    print("| tool | variant | run | rows | counted | wall s (median) | wall s (min–max) | rows/s "
           "| peak RSS MiB | tool CPU s | PostgreSQL CPU s (source + target + bg) | other CPU s (max) "
           "| load1 before (max) |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     for (tool, version, variant, mode), rs in groups.items():
-        ok = [r for r in rs if r["verify"] == "ok"]
+        ok = [r for r in rs if r["verify"] == "ok" and float(r["other_cpu_s"]) <= max_other]
         label = f"{tool} {version}"
         run = "full load" if mode == "full" else "incremental"
         if not ok:
@@ -53,9 +60,12 @@ def main(argv):
         print(f"| {label} | {variant} | {run} | {fmt_int(n)} | {len(ok)}/{len(rs)} | **{med:.2f}** "
               f"| {min(wall):.2f}–{max(wall):.2f} | **{fmt_int(n / med)}** | {rss:.0f} | {cpu:.2f} "
               f"| {src + dst + bg:.2f} ({src:.2f} + {dst:.2f} + {bg:.2f}) | {other:.2f} | {load:.2f} |")
-    bad = [r for r in rows if r["verify"] != "ok"]
-    for r in bad:
-        print(f"\nFAILED check: {r['tool']} {r['mode']} rep {r['rep']}: {r['verify']}")
+    for r in rows:
+        if r["verify"] != "ok":
+            print(f"\nFAILED check: {r['tool']} {r['variant']} {r['mode']} rep {r['rep']}: {r['verify']}")
+        elif float(r["other_cpu_s"]) > max_other:
+            print(f"\nNot counted (noise): {r['tool']} {r['variant']} {r['mode']} rep {r['rep']} "
+                  f"({r['run_id']}): other CPU {r['other_cpu_s']} s, wall {r['wall_s']} s")
 
 
 if __name__ == "__main__":
