@@ -1,5 +1,5 @@
 //! The few places where the three SQL dialects differ in text: identifier quoting and
-//! parameter placeholders. Everything else qiao writes is portable SQL.
+//! parameter bind parameters. Everything else qiao writes is portable SQL.
 
 use super::SqlKind;
 use super::schema::{ColType, Column};
@@ -30,10 +30,10 @@ pub(crate) fn quote_table(kind: SqlKind, table: &str) -> String {
     }
 }
 
-/// Numbers placeholders as the statement is written.
+/// Numbers bind parameters as the statement is written.
 pub(crate) struct Params {
     kind: SqlKind,
-    /// How many placeholders were written so far.
+    /// How many bind parameters were written so far.
     pub count: usize,
 }
 
@@ -43,7 +43,7 @@ impl Params {
         Params { kind, count: 0 }
     }
 
-    /// Appends the next placeholder for a value of column `col` to `sql`. PostgreSQL
+    /// Appends the next bind parameter for a value of column `col` to `sql`. PostgreSQL
     /// needs an explicit cast where the value travels as text (uuid, enums).
     pub(crate) fn push(&mut self, sql: &mut String, col: &Column) {
         use std::fmt::Write;
@@ -62,7 +62,7 @@ impl Params {
 }
 
 /// Appends the condition "tuple of `cols` is after the bound values" and returns the
-/// column index (into `cols`) of each placeholder written, in order.
+/// column index (into `cols`) of each bind parameter written, in order.
 ///
 /// `(a, b) > (x, y)` is written as `a >= x AND (a > x OR b > y)`: portable across the
 /// three dialects, and the leading `a >= x` lets every one of them use an index range.

@@ -34,7 +34,7 @@ pub(crate) struct Plan<'a> {
     pub delete_index: Vec<usize>,
 }
 
-/// `DELETE ... WHERE key IN (...)` for `n` keys, with `?` placeholders.
+/// `DELETE ... WHERE key IN (...)` for `n` keys, with `?` bind parameters.
 pub(crate) fn delete_sql(kind: SqlKind, table: &str, keys: &[String], n: usize) -> String {
     let mut sql = format!("DELETE FROM {table} WHERE ");
     if let [k] = keys {
